@@ -1,0 +1,3 @@
+from linkbroker.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""Imports every command module, so that each registers its commands on the app."""
+
+from linkbroker.cli import admin, links, report
+
+__all__ = ["admin", "links", "report"]

@@ -1,0 +1,45 @@
+"""linkbroker's exceptions.
+
+LinkbrokerError
+ ├── ConfigError          a setting holds a value linkbroker cannot use
+ ├── StorageError         the database or the cache cannot be used
+ ├── InvalidSlug          a custom slug breaks the slug rules
+ ├── InvalidDestination   a destination URL is refused by the policy
+ ├── SlugTaken            a custom slug already names a link
+ └── LinkNotFound         no link has this slug
+
+Each carries the offending value as `value`; its message names that value and says
+what to do. The CLI and the server translate them, each in one place.
+"""
+
+
+class LinkbrokerError(Exception):
+    """Base class of every error linkbroker reports to a user."""
+
+    def __init__(self, message: str, value: object = None) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+class ConfigError(LinkbrokerError):
+    """A setting holds a value linkbroker cannot use."""
+
+
+class StorageError(LinkbrokerError):
+    """The database or the cache folder cannot be opened or used."""
+
+
+class InvalidSlug(LinkbrokerError):
+    """A custom slug breaks the slug rules."""
+
+
+class InvalidDestination(LinkbrokerError):
+    """A destination URL is refused by the destination policy."""
+
+
+class SlugTaken(LinkbrokerError):
+    """A custom slug already names a link."""
+
+
+class LinkNotFound(LinkbrokerError):
+    """No link has this slug."""
