@@ -7,6 +7,7 @@ write their result through to the cache.
 
 import logging
 import sqlite3
+from functools import cached_property
 from types import TracebackType
 
 from linkbroker import database, destinations, slugs
@@ -30,12 +31,17 @@ class LinkStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.conn = database.connect(settings.db_path)
-        try:
-            self.cache = LinkCache(settings.cache_dir, self._meta("instance_id"))
-        except BaseException:
-            self.conn.close()
-            raise
+
+    # Opened on first use, so that a command refused for bad input creates nothing.
+    @cached_property
+    def conn(self) -> sqlite3.Connection:
+        """The connection to the SQLite file, in autocommit mode."""
+        return database.connect(self.settings.db_path)
+
+    @cached_property
+    def cache(self) -> LinkCache:
+        """The shared cache, in a namespace of this database's own."""
+        return LinkCache(self.settings.cache_dir, self._meta("instance_id"))
 
     def __enter__(self) -> "LinkStore":
         return self
@@ -49,9 +55,11 @@ class LinkStore:
         self.close()
 
     def close(self) -> None:
-        """Close the database and the cache."""
-        self.cache.close()
-        self.conn.close()
+        """Close the database and the cache, where they were opened."""
+        if "cache" in self.__dict__:
+            self.cache.close()
+        if "conn" in self.__dict__:
+            self.conn.close()
 
     def create(
         self, destination: str, slug: str | None = None, *, reuse: bool = False
