@@ -24,3 +24,27 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', lower(hex(randomblob(8))));
 -- Salts the hashes that stand in for visitor addresses.
 INSERT OR IGNORE INTO meta (key, value) VALUES ('visitor_salt', lower(hex(randomblob(16))));
+
+-- migration 2: clicks. Raw events are kept for the retention period; the per-day
+-- counters and the totals on links are kept for good. links.clicks stays the human
+-- count, as the edge design's column was.
+CREATE TABLE IF NOT EXISTS clicks (
+    id INTEGER PRIMARY KEY,
+    slug TEXT NOT NULL,
+    clicked_at TEXT NOT NULL,
+    referrer_host TEXT,
+    user_agent TEXT,
+    is_bot INTEGER NOT NULL DEFAULT 0,
+    bot_reason TEXT,
+    visitor TEXT
+);
+CREATE INDEX IF NOT EXISTS clicks_by_slug ON clicks (slug, clicked_at);
+CREATE INDEX IF NOT EXISTS clicks_by_time ON clicks (clicked_at);
+CREATE TABLE IF NOT EXISTS daily_clicks (
+    slug TEXT NOT NULL,
+    day TEXT NOT NULL,
+    human INTEGER NOT NULL DEFAULT 0,
+    bot INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (slug, day)
+) WITHOUT ROWID;
+ALTER TABLE links ADD COLUMN bot_clicks INTEGER NOT NULL DEFAULT 0;

@@ -12,12 +12,13 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """A link as stored, with its human click count."""
+    """A link as stored, with its human and bot click counts."""
 
     slug: str
     destination: str
     created_at: str
     clicks: int
+    bot_clicks: int = 0
 
     def as_dict(self) -> dict[str, str | int]:
         """Return the link as the JSON object the CLI and the API print."""
@@ -26,4 +27,5 @@ class Link:
             "destination": self.destination,
             "created_at": self.created_at,
             "clicks": self.clicks,
+            "bot_clicks": self.bot_clicks,
         }

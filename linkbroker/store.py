@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 TRIES_PER_LENGTH = 3
 EXTRA_LENGTHS = 3
 
-_COLUMNS = "slug, destination_url, created_at, coalesce(clicks, 0)"
+_COLUMNS = "slug, destination_url, created_at, coalesce(clicks, 0), bot_clicks"
 
 
 class LinkStore:

@@ -1,5 +1,7 @@
 """Commands that look after the installation itself."""
 
+import os
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -59,3 +61,40 @@ def _wipe(store: "LinkStore", yes: bool) -> None:
         )
     lost = store.wipe()
     typer.echo(f"Wiped {lost:,} links.")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks one.")
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes sharing the data.")
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request.")
+    ] = False,
+) -> None:
+    """Serve redirects over HTTP and record every click.
+
+    Stops gracefully on SIGTERM or Ctrl+C, writing every recorded click first.
+    """
+    settings = options(ctx).settings()
+    argv = [
+        sys.executable,
+        "-m",
+        "linkbroker.serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    if access_log:
+        argv.append("--access-log")
+    # Hand the process over to the lean server entry point: same PID for service
+    # managers and signals, and no Typer or rich left in memory.
+    os.execve(sys.executable, argv, {**os.environ, **settings.environ()})  # noqa: S606

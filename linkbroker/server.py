@@ -1,0 +1,226 @@
+"""The ASGI redirect server: routing, the redirect fast path, errors, lifespan.
+
+No framework on the redirect path: a dict look-up, a tuple appended for the click
+recorder, and a response start message built once per link.
+
+Each worker keeps links it served in a small dict in front of the shared cache.
+A write anywhere bumps the cache's generation; every worker polls it a few times a
+second and drops its dict when it moved, so an edit or a delete made by any process
+is served everywhere within POLL_INTERVAL (plus one poll's time).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from linkbroker import slugs
+from linkbroker.clicks import ClickRecorder, RawClick
+from linkbroker.errors import LinkbrokerError
+from linkbroker.model import Target
+from linkbroker.settings import Settings
+from linkbroker.store import LinkStore
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+POLL_INTERVAL = 0.2
+# Bounds the per-worker dict: about 300 bytes an entry, so some 6 MiB at most.
+LOCAL_ENTRIES = 20_000
+
+# Browsers and proxies must ask again every time: an edit or a delete takes effect at
+# once, and every repeat click reaches the server to be counted.
+NO_STORE = (b"cache-control", b"no-store, max-age=0")
+_EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
+
+
+def _start(status: HTTPStatus, headers: list[tuple[bytes, bytes]]) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+def _text(
+    status: HTTPStatus, text: str, *extra: tuple[bytes, bytes]
+) -> tuple[Message, bytes]:
+    body = text.encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        NO_STORE,
+        *extra,
+    ]
+    return _start(status, headers), body
+
+
+_NOT_FOUND = _text(HTTPStatus.NOT_FOUND, "Not found: no link has this address.\n")
+_NOT_ALLOWED = _text(
+    HTTPStatus.METHOD_NOT_ALLOWED,
+    "Method not allowed: short links answer GET and HEAD.\n",
+    (b"allow", b"GET, HEAD"),
+)
+_FIXED_ROUTES = {
+    "healthz": _text(HTTPStatus.OK, "OK\n"),
+    "": _text(HTTPStatus.OK, "linkbroker: short links served from one machine.\n"),
+}
+_REDIRECT_METHODS = frozenset({"GET", "HEAD"})
+_MISS: Message = {}
+_UNAVAILABLE = _text(
+    HTTPStatus.SERVICE_UNAVAILABLE, "The link store is unavailable; try again soon.\n"
+)
+
+
+def _redirect(target: Target) -> Message:
+    location = target.destination.encode("ascii")
+    return _start(
+        HTTPStatus.FOUND,
+        [(b"location", location), NO_STORE, (b"content-length", b"0")],
+    )
+
+
+class App:
+    """The redirect server, one instance per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: LinkStore | None = None
+        self.clicks: ClickRecorder | None = None
+        self._local: dict[str, Message | None] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._generation = 0
+        self._keep_forwarded = bool(settings.trusted_proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        slug: str = scope["path"][1:]
+        start = self._local.get(slug, _MISS)
+        if start is _MISS:
+            fixed = _FIXED_ROUTES.get(slug)
+            if fixed is not None:
+                await self._reply(send, scope, fixed)
+                return
+            try:
+                start = self._lookup(slug)
+            except LinkbrokerError:
+                logger.exception("could not resolve %r", slug)
+                await self._reply(send, scope, _UNAVAILABLE)
+                return
+
+        if start is None:
+            await self._reply(send, scope, _NOT_FOUND)
+        elif scope["method"] not in _REDIRECT_METHODS:
+            await self._reply(send, scope, _NOT_ALLOWED)
+        else:
+            self._record(slug, scope)
+            await send(start)
+            await send(_EMPTY_BODY)
+
+    def _lookup(self, slug: str) -> Message | None:
+        """Resolve a slug the local dict does not hold, and remember the answer."""
+        if not slugs.is_well_formed(slug):
+            return None  # not remembered: a flood of junk paths must not fill the dict
+        target = self._store().resolve(slug)
+        start = None if target is None else _redirect(target)
+        if len(self._local) >= LOCAL_ENTRIES:
+            self._local.clear()
+        self._local[slug] = start
+        return start
+
+    def _record(self, slug: str, scope: Scope) -> None:
+        user_agent = referrer = forwarded = b""
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value
+            elif name == b"referer":
+                referrer = value
+            elif name == b"x-forwarded-for" and self._keep_forwarded:
+                forwarded = value
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        head = scope["method"] == "HEAD"
+        raw = RawClick(slug, time.time(), head, user_agent, referrer, forwarded, peer)
+        self._recorder().record(raw)
+
+    async def _reply(
+        self, send: Send, scope: Scope, response: tuple[Message, bytes]
+    ) -> None:
+        start, body = response
+        await send(start)
+        head = scope["method"] == "HEAD"
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except LinkbrokerError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Open the store and the recorder, and start the background tasks."""
+        self.store = LinkStore(self.settings)
+        self._generation = self.store.cache.generation()
+        self.clicks = ClickRecorder(self.settings)
+        self._tasks = [
+            asyncio.create_task(self.clicks.run()),
+            asyncio.create_task(self._watch_generation()),
+        ]
+
+    async def shutdown(self) -> None:
+        """Flush every pending click, then close the store and the recorder."""
+        recorder, flusher, watcher = self._recorder(), self._tasks[0], self._tasks[1]
+        watcher.cancel()
+        recorder.stop()
+        await asyncio.gather(flusher, watcher, return_exceptions=True)
+        left = recorder.pending()
+        if left:
+            # The last asynchronous flush failed; one more try before giving up.
+            logger.warning("retrying the last %d clicks before stopping", left)
+            recorder.flush_now()
+        logger.info("stopped after writing %d clicks", recorder.written)
+        recorder.close()
+        self._store().close()
+
+    async def _watch_generation(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            with contextlib.suppress(LinkbrokerError):
+                self.refresh()
+
+    def refresh(self) -> None:
+        """Drop the local copies if any process changed a link since the last look."""
+        generation = self._store().cache.generation()
+        if generation != self._generation:
+            self._generation = generation
+            self._local.clear()
+
+    def _store(self) -> LinkStore:
+        assert self.store is not None, "startup opens the store"
+        return self.store
+
+    def _recorder(self) -> ClickRecorder:
+        assert self.clicks is not None, "startup opens the recorder"
+        return self.clicks
+
+
+def create_app() -> App:
+    """Build the app from LINKBROKER_* variables; the factory uvicorn workers call."""
+    return App(Settings.load())
