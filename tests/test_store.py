@@ -193,3 +193,50 @@ def test_a_newer_schema_is_refused(settings: Settings) -> None:
     conn.close()
     with LinkStore(settings) as newer, pytest.raises(StorageError, match="upgrade"):
         newer.count()
+
+
+def _reader_reads_sqlite(store: LinkStore, slug: str) -> Target | None:
+    """The first half of a cache-aside read: a miss, then the row from SQLite."""
+    assert store.cache.get(slug) is None
+    row = store.conn.execute(
+        "SELECT destination_url FROM links WHERE slug = ?", (slug,)
+    ).fetchone()
+    return None if row is None else Target(row[0])
+
+
+def test_a_fill_from_a_read_older_than_a_delete_loses(settings: Settings) -> None:
+    with LinkStore(settings) as writer, LinkStore(settings) as reader:
+        writer.create("https://example.com/old", "race")
+        writer.cache._cache.clear()  # the entry aged out: the next read misses
+
+        stale = _reader_reads_sqlite(reader, "race")
+        writer.delete("race")  # commits, then writes the absent state
+        reader.cache.fill("race", stale)  # the reader finishes late
+
+        assert reader.resolve("race") is None
+        assert writer.resolve("race") is None
+
+
+def test_a_fill_that_lands_before_the_writers_put_is_replaced(
+    settings: Settings,
+) -> None:
+    with LinkStore(settings) as writer, LinkStore(settings) as reader:
+        writer.create("https://example.com/old", "race")
+        writer.cache._cache.clear()
+
+        stale = _reader_reads_sqlite(reader, "race")
+        writer.conn.execute("DELETE FROM links WHERE slug = 'race'")  # committed...
+        reader.cache.fill("race", stale)  # ...the reader fills before the put...
+        writer.cache.put("race", None)  # ...and the writer's put wins
+
+        assert reader.resolve("race") is None
+
+
+def test_a_fill_from_a_read_older_than_a_create_loses(settings: Settings) -> None:
+    with LinkStore(settings) as writer, LinkStore(settings) as reader:
+        writer.cache._cache.clear()
+        stale = _reader_reads_sqlite(reader, "fresh")
+        assert stale is None
+        writer.create("https://example.com/new", "fresh")
+        reader.cache.fill("fresh", stale)
+        assert reader.resolve("fresh") == Target("https://example.com/new")

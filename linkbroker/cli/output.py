@@ -25,14 +25,21 @@ def console() -> "Console":
 
 
 def print_links(links: Sequence["Link"], title: str) -> None:
-    """Print links as a table: slug, destination, clicks and creation time."""
+    """Print links as a table: slug, destination, clicks, bots, creation time."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     table.add_column("Slug", no_wrap=True)
     table.add_column("Destination", overflow="fold")
     table.add_column("Clicks", justify="right")
+    table.add_column("Bots", justify="right")
     table.add_column("Created (UTC)", no_wrap=True)
     for link in links:
-        table.add_row(link.slug, link.destination, f"{link.clicks:,}", link.created_at)
+        table.add_row(
+            link.slug,
+            link.destination,
+            f"{link.clicks:,}",
+            f"{link.bot_clicks:,}",
+            link.created_at,
+        )
     console().print(table)

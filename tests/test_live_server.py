@@ -1,0 +1,177 @@
+"""A real `linkbroker serve` under uvicorn: signals, workers, clicks, consistency."""
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from live import fetch, live_server
+
+from linkbroker.settings import Settings
+from linkbroker.store import LinkStore
+
+BROWSER = {"user-agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1"}
+# The promise made in the README: a change is served everywhere within this.
+CONSISTENCY_BOUND = 1.0
+
+
+def _count(settings: Settings, sql: str) -> Any:
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def promo(settings: Settings) -> str:
+    with LinkStore(settings) as store:
+        return store.create("https://example.com/promo", "promo").slug
+
+
+def test_one_worker_serves_and_exits_0_on_sigterm(
+    settings: Settings, promo: str
+) -> None:
+    with live_server(settings) as server:
+        response = httpx.get(f"{server.url}/promo", headers=BROWSER)
+        assert response.status_code == 302
+        assert response.headers["location"] == "https://example.com/promo"
+        assert httpx.head(f"{server.url}/promo").status_code == 302
+        assert httpx.get(f"{server.url}/missing").status_code == 404
+        assert server.stop(signal.SIGTERM) == 0
+
+    log = "".join(server.log)
+    assert str(settings.db_path) in log
+    assert str(settings.cache_dir) in log
+    assert "with 1 worker" in log
+    assert "GET /promo" not in log  # no access log unless asked
+    assert _count(settings, "SELECT count(*) FROM clicks") == 2
+
+
+def test_sigint_also_stops_gracefully(settings: Settings, promo: str) -> None:
+    with live_server(settings) as server:
+        httpx.get(f"{server.url}/promo", headers=BROWSER)
+        assert server.stop(signal.SIGINT) == 0
+    assert _count(settings, "SELECT clicks FROM links") == 1
+
+
+def test_access_log_on_request(settings: Settings, promo: str) -> None:
+    with live_server(settings, "--access-log") as server:
+        httpx.get(f"{server.url}/promo")
+        assert server.stop() == 0
+    assert any("GET /promo" in line for line in server.log)
+
+
+def _hit(url: str, count: int, statuses: list[int]) -> None:
+    # A fresh connection per request, so the kernel spreads them over the workers.
+    for _ in range(count):
+        statuses.append(fetch(url, headers=BROWSER))
+
+
+def test_every_click_is_written_by_two_workers_after_sigterm(
+    settings: Settings, promo: str
+) -> None:
+    threads, per_thread = 4, 150
+    statuses: list[int] = []
+    with live_server(settings, "--workers", "2") as server:
+        senders = [
+            threading.Thread(
+                target=_hit, args=(f"{server.url}/promo", per_thread, statuses)
+            )
+            for _ in range(threads)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        assert server.stop(signal.SIGTERM) == 0
+
+    assert statuses == [302] * threads * per_thread
+    assert _count(settings, "SELECT count(*) FROM clicks") == threads * per_thread
+    assert _count(settings, "SELECT clicks FROM links") == threads * per_thread
+    assert (
+        _count(settings, "SELECT sum(human) FROM daily_clicks") == threads * per_thread
+    )
+    assert "database is locked" not in "".join(server.log)
+
+
+class _Load:
+    """Requests in a loop from several threads, each noting when it started."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.seen: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 30  # bounded, whatever happens to the test
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            status = fetch(self.url, headers=BROWSER)
+            self.seen.append((started, status))
+
+    def __enter__(self) -> "_Load":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def test_a_delete_is_served_by_every_worker_within_the_bound_under_load(
+    settings: Settings, promo: str
+) -> None:
+    with (
+        live_server(settings, "--workers", "2") as server,
+        _Load(f"{server.url}/promo") as load,
+    ):
+        while sum(status == 302 for _, status in load.seen) < 50:
+            time.sleep(0.01)
+
+        deleted = subprocess.run(
+            [sys.executable, "-m", "linkbroker", "delete", "promo", "--yes"],
+            env={**settings.environ()},
+            capture_output=True,
+            check=True,
+        )
+        returned = time.monotonic()
+        assert deleted.returncode == 0
+        while time.monotonic() < returned + CONSISTENCY_BOUND + 0.5:
+            time.sleep(0.05)
+
+    stale = [
+        start - returned
+        for start, status in load.seen
+        if start > returned and status == 302
+    ]
+    after_bound = [
+        start for start, _ in load.seen if start > returned + CONSISTENCY_BOUND
+    ]
+    assert after_bound, "the load stopped too early to show anything"
+    assert max(stale, default=0.0) < CONSISTENCY_BOUND
+    assert all(
+        status == 404
+        for start, status in load.seen
+        if start > returned + CONSISTENCY_BOUND
+    )
+
+
+def test_a_worker_imports_only_what_serving_needs() -> None:
+    probe = (
+        "import sys, linkbroker.serve, linkbroker.server; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'typer', 'rich', 'pydantic', 'sqlite_utils'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

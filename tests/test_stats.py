@@ -1,0 +1,107 @@
+"""The statistics read side, through the CLI, with clicks written by the recorder."""
+
+import datetime as dt
+import json
+
+import pytest
+from conftest import Invoke
+
+from linkbroker.clicks import ClickRecorder, RawClick
+from linkbroker.settings import Settings
+from linkbroker.stats import link_report
+from linkbroker.store import LinkStore
+
+BROWSER = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0"
+
+
+def _click(
+    slug: str, days_ago: int, agent: bytes = BROWSER, referrer: bytes = b""
+) -> RawClick:
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
+    return RawClick(slug, at.timestamp(), False, agent, referrer, b"", "192.0.2.1")
+
+
+@pytest.fixture
+def clicked(settings: Settings) -> Settings:
+    with LinkStore(settings) as store:
+        store.create("https://example.com/a", "a")
+        store.create("https://example.com/b", "b")
+    recorder = ClickRecorder(settings)
+    recorder.write(
+        [
+            _click("a", 0, referrer=b"https://news.example/x"),
+            _click("a", 0, referrer=b"https://news.example/y"),
+            _click("a", 1, referrer=b"https://mail.example/"),
+            _click("a", 2),
+            _click("a", 0, agent=b"Slackbot-LinkExpanding 1.0"),
+            _click("a", 45),  # outside the 30-day chart, still in the total
+            _click("b", 0),
+        ]
+    )
+    recorder.close()
+    return settings
+
+
+def test_report_has_days_referrers_and_the_split(clicked: Settings) -> None:
+    with LinkStore(clicked) as store:
+        report = link_report(store, "a")
+
+    assert report["clicks"] == 5
+    assert report["bot_clicks"] == 1
+    assert len(report["daily"]) == 30
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert report["daily"][-1] == {"day": today, "human": 2, "bot": 1}
+    assert [day["human"] for day in report["daily"][-3:]] == [1, 1, 2]
+    assert {"host": "news.example", "clicks": 2} in report["top_referrers"]
+    assert {"host": "mail.example", "clicks": 1} in report["top_referrers"]
+    assert report["bot_reasons"] == [{"reason": "preview: Slack", "clicks": 1}]
+
+
+def test_stats_json_keeps_counts_carried_over_in_links_clicks(
+    clicked: Settings, cli: Invoke
+) -> None:
+    with LinkStore(clicked) as store:
+        store.conn.execute("UPDATE links SET clicks = clicks + 1000 WHERE slug = 'b'")
+
+    listed = json.loads(cli("stats", "--json").stdout)
+    assert [(x["slug"], x["clicks"], x["bot_clicks"]) for x in listed] == [
+        ("b", 1001, 0),
+        ("a", 5, 1),
+    ]
+    one = json.loads(cli("stats", "b", "--json").stdout)
+    assert one["clicks"] == 1001
+    assert one["daily"][-1]["human"] == 1
+
+
+def test_stats_text_shows_chart_referrers_and_bots(
+    clicked: Settings, cli: Invoke
+) -> None:
+    result = cli("stats", "a")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "5 human, 1 bots and previews" in out
+    assert "Last 30 days" in out
+    assert "█" in out
+    assert "news.example" in out
+    assert "preview: Slack" in out
+
+
+def test_stats_list_shows_human_and_bot_columns(clicked: Settings, cli: Invoke) -> None:
+    out = cli("stats").stdout
+    assert "Clicks" in out
+    assert "Bots" in out
+
+
+def test_retention_prunes_raw_rows_and_keeps_counters(settings: Settings) -> None:
+    with LinkStore(settings) as store:
+        store.create("https://example.com/", "old")
+    recorder = ClickRecorder(settings)
+    recorder.write([_click("old", 200), _click("old", 0)])
+    recorder.close()
+
+    with LinkStore(settings) as store:
+        rows = store.conn.execute("SELECT count(*) FROM clicks").fetchone()[0]
+        days = store.conn.execute("SELECT sum(human) FROM daily_clicks").fetchone()[0]
+        assert store.get("old").clicks == 2
+    assert rows == 1
+    assert days == 2
