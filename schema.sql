@@ -28,6 +28,10 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('visitor_salt', lower(hex(random
 -- migration 2: clicks. Raw events are kept for the retention period; the per-day
 -- counters and the totals on links are kept for good. links.clicks stays the human
 -- count, as the edge design's column was.
+--
+-- The raw table has no index but its rowid: every click is an append, the cheapest
+-- write SQLite has, and rows arrive in time order, so retention deletes from the
+-- front. Questions about one link are answered by the counters.
 CREATE TABLE IF NOT EXISTS clicks (
     id INTEGER PRIMARY KEY,
     slug TEXT NOT NULL,
@@ -38,13 +42,20 @@ CREATE TABLE IF NOT EXISTS clicks (
     bot_reason TEXT,
     visitor TEXT
 );
-CREATE INDEX IF NOT EXISTS clicks_by_slug ON clicks (slug, clicked_at);
-CREATE INDEX IF NOT EXISTS clicks_by_time ON clicks (clicked_at);
 CREATE TABLE IF NOT EXISTS daily_clicks (
     slug TEXT NOT NULL,
     day TEXT NOT NULL,
     human INTEGER NOT NULL DEFAULT 0,
     bot INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (slug, day)
+) WITHOUT ROWID;
+-- Per day, where human clicks came from ('' for none) and why bots were bots.
+CREATE TABLE IF NOT EXISTS daily_sources (
+    slug TEXT NOT NULL,
+    day TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('referrer', 'bot')),
+    source TEXT NOT NULL,
+    clicks INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (slug, day, kind, source)
 ) WITHOUT ROWID;
 ALTER TABLE links ADD COLUMN bot_clicks INTEGER NOT NULL DEFAULT 0;

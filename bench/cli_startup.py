@@ -57,6 +57,10 @@ class Timing:
         return statistics.median(self.seconds) * 1000
 
     @property
+    def stdev_ms(self) -> float:
+        return statistics.stdev(self.seconds) * 1000 if len(self.seconds) > 1 else 0.0
+
+    @property
     def min_ms(self) -> float:
         return min(self.seconds) * 1000
 
@@ -213,11 +217,11 @@ def print_report(timings: Sequence[Timing], count: int, timer: str) -> bool:
     print(f"timer:       {timer}")
     print(f"commands:    {count} in linkbroker's CLI and in the bare app")
     print()
-    print(f"{'':22}{'mean ms':>10}{'median ms':>11}{'min ms':>9}{'runs':>6}")
+    print(f"{'':22}{'mean ms':>10}{'± sd':>7}{'median ms':>11}{'min ms':>9}{'runs':>6}")
     for timing in timings:
         print(
-            f"{timing.command.name:22}{timing.mean_ms:10.1f}{timing.median_ms:11.1f}"
-            f"{timing.min_ms:9.1f}{len(timing.seconds):6}"
+            f"{timing.command.name:22}{timing.mean_ms:10.1f}{timing.stdev_ms:7.1f}"
+            f"{timing.median_ms:11.1f}{timing.min_ms:9.1f}{len(timing.seconds):6}"
         )
 
     print()

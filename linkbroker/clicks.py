@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
+import json
 import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Sequence
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from linkbroker import bots, database
@@ -24,32 +25,22 @@ from linkbroker.settings import IPNetwork, Settings
 
 logger = logging.getLogger(__name__)
 
-# Retention pruning is one indexed DELETE; doing it on every flush would be waste.
+# Retention pruning walks the oldest rows; doing it on every flush would be waste.
 PRUNE_EVERY = 600.0
+_MILLISECONDS = [f".{ms:03d}" for ms in range(1000)]
 
 
-class RawClick(NamedTuple):
-    """What the request path keeps of a redirect: no parsing, no hashing, no I/O."""
-
-    slug: str
-    at: float
-    head: bool
-    user_agent: bytes
-    referrer: bytes
-    forwarded_for: bytes
-    peer: str
+# What the request path keeps of a redirect, with no parsing, hashing or I/O:
+# (slug, at, head, user_agent, referrer, forwarded_for, peer). A plain tuple of
+# atomic values, which the garbage collector stops tracking at its first look: a
+# NamedTuple stays tracked, and a second's worth of them turned every full
+# collection into a pause of tens of milliseconds on the event loop.
+RawClick = tuple[str, float, bool, bytes, bytes, bytes, str]
 
 
-class Click(NamedTuple):
-    """A click as it is stored."""
-
-    slug: str
-    clicked_at: str
-    referrer_host: str | None
-    user_agent: str
-    is_bot: bool
-    bot_reason: str | None
-    visitor: str
+# A click as stored: slug, clicked_at, referrer_host, user_agent, is_bot, bot_reason,
+# visitor. A plain tuple: a batch builds tens of thousands of them.
+Click = tuple[str, str, str | None, str, bool, str | None, str]
 
 
 class ClickRecorder:
@@ -125,50 +116,52 @@ class ClickRecorder:
 
     def write(self, batch: list[RawClick]) -> None:
         """Store a batch in one transaction: raw rows, day counters, link totals."""
-        clicks = [self._prepare(raw) for raw in batch]
-        days: Counter[tuple[str, str, bool]] = Counter(
-            (c.slug, c.clicked_at[:10], c.is_bot) for c in clicks
-        )
-        totals: Counter[tuple[str, bool]] = Counter((c.slug, c.is_bot) for c in clicks)
+        clicks = self.prepare(batch)
+        days, sources, links = _summarise(clicks)
 
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT INTO clicks (slug, clicked_at, referrer_host, user_agent, "
-                "is_bot, bot_reason, visitor) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                clicks,
-            )
-            conn.executemany(_ADD_TO_DAY, _day_rows(days))
-            conn.executemany(_ADD_TO_LINK, _link_rows(totals))
+            _execute_in_chunks(conn, _INSERT_CLICKS, clicks)
+            _execute_in_chunks(conn, _ADD_TO_DAYS, days)
+            _execute_in_chunks(conn, _ADD_TO_SOURCES, sources)
+            _execute_in_chunks(conn, _ADD_TO_LINKS, links)
             self._prune_if_due()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         self.written += len(clicks)
-        logger.debug("flushed %d clicks for %d links", len(clicks), len(totals))
+        logger.debug("flushed %d clicks for %d links", len(clicks), len(links))
 
-    def _prepare(self, raw: RawClick) -> Click:
-        user_agent = raw.user_agent.decode("latin-1")
-        reason = "HEAD request" if raw.head else bots.classify(user_agent)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(raw.at))
-        return Click(
-            slug=raw.slug,
-            clicked_at=f"{stamp}.{int(raw.at * 1000) % 1000:03d}",
-            referrer_host=_host(raw.referrer),
-            user_agent=user_agent[:512],
-            is_bot=reason is not None,
-            bot_reason=reason,
-            visitor=self._visitor(raw, stamp[:10]),
-        )
-
-    def _visitor(self, raw: RawClick, day: str) -> str:
-        # A daily salted hash: it counts distinct visitors in a day, cannot be turned
-        # back into an address, and cannot follow anyone from one day to the next.
-        address = client_address(raw, self.settings.trusted_proxies)
-        digest = hashlib.sha256(self._salt + day.encode() + address.encode())
-        return digest.hexdigest()[:16]
+    def prepare(self, batch: list[RawClick]) -> list[Click]:
+        """Turn raw clicks into rows: time stamps, bot reasons, hashed visitors."""
+        # Every step is memoised: a batch repeats the same agents, referrers,
+        # seconds and visitors many times over, and this runs beside the server.
+        trusted, salt = self.settings.trusted_proxies, self._salt
+        rows: list[Click] = []
+        for index, (slug, at, head, agent, referrer, forwarded_for, peer) in enumerate(
+            batch, 1
+        ):
+            if index % CHUNK == 0:
+                _let_the_server_run()
+            user_agent, reason = _agent(agent)
+            if head:
+                reason = "HEAD request"
+            stamp = _stamp(int(at))
+            address = client_address(forwarded_for, peer, trusted) if trusted else peer
+            rows.append(
+                (
+                    slug,
+                    stamp + _MILLISECONDS[int(at * 1000) % 1000],
+                    _host(referrer) if referrer else None,
+                    user_agent,
+                    reason is not None,
+                    reason,
+                    _visitor(salt, stamp[:10], address),
+                )
+            )
+        return rows
 
     def _prune_if_due(self) -> None:
         now = time.time()
@@ -176,37 +169,111 @@ class ClickRecorder:
             return
         self._last_prune = now
         cutoff = time.gmtime(now - self.settings.retention_days * 86400)
+        # Rows are appended in time order, so the old ones are a run at the front:
+        # find where it ends and delete up to there, without an index on time.
         removed = self._conn.execute(
-            "DELETE FROM clicks WHERE clicked_at < ?",
+            "DELETE FROM clicks WHERE id < coalesce("
+            "(SELECT id FROM clicks WHERE clicked_at >= ? ORDER BY id LIMIT 1), "
+            "(SELECT max(id) + 1 FROM clicks))",
             (time.strftime("%Y-%m-%d %H:%M:%S", cutoff),),
         ).rowcount
         if removed:
             logger.info("pruned %d click rows past the retention period", removed)
 
 
-_ADD_TO_DAY = (
-    "INSERT INTO daily_clicks (slug, day, human, bot) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (slug, day) DO UPDATE SET "
+def _columns(count: int) -> str:
+    return ", ".join(f"json_extract(value, '$[{n}]')" for n in range(count))
+
+
+_INSERT_CLICKS = (
+    "INSERT INTO clicks (slug, clicked_at, referrer_host, user_agent, is_bot, "
+    f"bot_reason, visitor) SELECT {_columns(7)} FROM json_each(?)"
+)
+# "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join constraint.
+_ADD_TO_DAYS = (
+    f"INSERT INTO daily_clicks (slug, day, human, bot) SELECT {_columns(4)} "
+    "FROM json_each(?) WHERE true ON CONFLICT (slug, day) DO UPDATE SET "
     "human = human + excluded.human, bot = bot + excluded.bot"
 )
-_ADD_TO_LINK = (
-    "UPDATE links SET clicks = coalesce(clicks, 0) + ?, bot_clicks = bot_clicks + ? "
-    "WHERE slug = ?"
+_ADD_TO_SOURCES = (
+    f"INSERT INTO daily_sources (slug, day, kind, source, clicks) SELECT {_columns(5)} "
+    "FROM json_each(?) WHERE true ON CONFLICT (slug, day, kind, source) DO UPDATE "
+    "SET clicks = clicks + excluded.clicks"
+)
+_ADD_TO_LINKS = (
+    "UPDATE links SET clicks = coalesce(clicks, 0) + added.human, "
+    "bot_clicks = bot_clicks + added.bot FROM (SELECT "
+    "json_extract(value, '$[0]') AS slug, json_extract(value, '$[1]') AS human, "
+    "json_extract(value, '$[2]') AS bot FROM json_each(?)) AS added "
+    "WHERE links.slug = added.slug"
 )
 
 
-def _day_rows(
-    days: Counter[tuple[str, str, bool]],
-) -> Iterable[tuple[str, str, int, int]]:
-    for (slug, day, is_bot), count in days.items():
-        yield (slug, day, 0, count) if is_bot else (slug, day, count, 0)
+Rows = list[list[object]]
+# Rows a statement takes at once; json.dumps holds the GIL while it encodes them,
+# and 500 rows take about half a millisecond.
+CHUNK = 500
 
 
-def _link_rows(totals: Counter[tuple[str, bool]]) -> Iterable[tuple[int, int, str]]:
-    for (slug, is_bot), count in totals.items():
-        yield (0, count, slug) if is_bot else (count, 0, slug)
+def _execute_in_chunks(
+    conn: sqlite3.Connection, sql: str, rows: Sequence[object]
+) -> None:
+    # One statement reads a whole JSON array, where an executemany would step row
+    # by row: sqlite3 lets go of the GIL around every step, and winning it back
+    # from a busy event loop costs a switch interval each time.
+    for start in range(0, len(rows), CHUNK):
+        _let_the_server_run()
+        conn.execute(sql, (json.dumps(rows[start : start + CHUNK]),))
 
 
+def _let_the_server_run() -> None:
+    # Hands the GIL to the event loop now, rather than when the interpreter next
+    # forces a switch: a flush then never delays a request by more than one chunk.
+    time.sleep(0)
+
+
+def _summarise(clicks: list[Click]) -> tuple[Rows, Rows, Rows]:
+    """Sum a batch per link and day, per source, and per link, human and bot apart."""
+    # One pass in C over the clicks; the loops below run once per distinct key.
+    counts = Counter(
+        (slug, at[:10], is_bot, reason if is_bot else referrer)
+        for slug, at, referrer, _, is_bot, reason, _ in clicks
+    )
+    days: dict[tuple[str, str], list[int]] = {}
+    sources: Counter[tuple[str, str, str, str]] = Counter()
+    links: dict[str, list[int]] = {}
+    for (slug, day, is_bot, source), count in counts.items():
+        days.setdefault((slug, day), [0, 0])[is_bot] += count
+        links.setdefault(slug, [0, 0])[is_bot] += count
+        kind = "bot" if is_bot else "referrer"
+        sources[slug, day, kind, source or ""] += count
+    return (
+        [[*key, *pair] for key, pair in days.items()],
+        [[*key, count] for key, count in sources.items()],
+        [[slug, *pair] for slug, pair in links.items()],
+    )
+
+
+@lru_cache(maxsize=4096)
+def _agent(raw: bytes) -> tuple[str, str | None]:
+    user_agent = raw.decode("latin-1")[:512]
+    return user_agent, bots.classify(user_agent)
+
+
+@lru_cache(maxsize=1024)
+def _stamp(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+
+
+@lru_cache(maxsize=65536)
+def _visitor(salt: bytes, day: str, address: str) -> str:
+    # A daily salted hash: it counts distinct visitors in a day, cannot be turned
+    # back into an address, and cannot follow anyone from one day to the next.
+    digest = hashlib.sha256(salt + day.encode() + address.encode())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4096)
 def _host(referrer: bytes) -> str | None:
     if not referrer:
         return None
@@ -217,20 +284,22 @@ def _host(referrer: bytes) -> str | None:
     return host[:255] if host else None
 
 
-def client_address(raw: RawClick, trusted: tuple[IPNetwork, ...]) -> str:
+def client_address(
+    forwarded_for: bytes, peer: str, trusted: tuple[IPNetwork, ...]
+) -> str:
     """Return the visitor's address: the peer, or what trusted proxies forwarded.
 
     X-Forwarded-For is read right to left, skipping trusted proxies; the first
     address that is not one is the client. From an untrusted peer it is ignored, as
     anyone can send it.
     """
-    if not trusted or not raw.forwarded_for or not _is_trusted(raw.peer, trusted):
-        return raw.peer
-    hops = [hop.strip() for hop in raw.forwarded_for.decode("latin-1").split(",")]
+    if not trusted or not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",")]
     for hop in reversed(hops):
         if hop and not _is_trusted(hop, trusted):
             return hop
-    return hops[0] or raw.peer
+    return hops[0] or peer
 
 
 def _is_trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:

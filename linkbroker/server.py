@@ -11,7 +11,9 @@ is served everywhere within POLL_INTERVAL (plus one poll's time).
 
 import asyncio
 import contextlib
+import gc
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
@@ -32,6 +34,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 POLL_INTERVAL = 0.2
+SWITCH_INTERVAL = 0.0005
 # Bounds the per-worker dict: about 300 bytes an entry, so some 6 MiB at most.
 LOCAL_ENTRIES = 20_000
 
@@ -148,7 +151,7 @@ class App:
         client = scope.get("client")
         peer = client[0] if client else ""
         head = scope["method"] == "HEAD"
-        raw = RawClick(slug, time.time(), head, user_agent, referrer, forwarded, peer)
+        raw: RawClick = (slug, time.time(), head, user_agent, referrer, forwarded, peer)
         self._recorder().record(raw)
 
     async def _reply(
@@ -176,6 +179,13 @@ class App:
 
     async def startup(self) -> None:
         """Open the store and the recorder, and start the background tasks."""
+        # The click flush runs in a thread beside the event loop. CPython lets a
+        # thread hold the GIL for 5 ms before handing over, which lands straight in
+        # the tail latency of requests waiting behind a flush; 0.5 ms keeps it small.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        # What start-up built lives as long as the worker: keep it out of every
+        # later full collection, which would otherwise walk it again and again.
+        gc.freeze()
         self.store = LinkStore(self.settings)
         self._generation = self.store.cache.generation()
         self.clicks = ClickRecorder(self.settings)

@@ -12,6 +12,8 @@ TOP = 10
 def link_report(store: LinkStore, slug: str, days: int = DAYS) -> dict[str, Any]:
     """Return one link with its daily clicks, top referrers and bot reasons.
 
+    The series and the lists cover the last `days` days, in UTC.
+
     `clicks` is the human count kept on the link itself, so counts carried over
     from another tool stay; the daily series covers only clicks linkbroker saw.
     Raises LinkNotFound.
@@ -37,24 +39,28 @@ def link_report(store: LinkStore, slug: str, days: int = DAYS) -> dict[str, Any]
             {"day": day, "human": row.get("human", 0), "bot": row.get("bot", 0)}
         )
 
-    referrers = db.query(
-        "SELECT coalesce(referrer_host, '') AS host, count(*) AS clicks FROM clicks "
-        "WHERE slug = ? AND NOT is_bot GROUP BY host ORDER BY clicks DESC, host "
-        "LIMIT ?",
-        (slug, TOP),
-    )
-    reasons = db.query(
-        "SELECT bot_reason AS reason, count(*) AS clicks FROM clicks "
-        "WHERE slug = ? AND is_bot GROUP BY reason ORDER BY clicks DESC, reason "
-        "LIMIT ?",
-        (slug, TOP),
-    )
+    referrers = _top_sources(db, slug, "referrer", first)
+    reasons = _top_sources(db, slug, "bot", first)
     return {
         **link.as_dict(),
         "short_url": store.settings.short_url(slug),
         "daily": daily,
         "top_referrers": [
-            {"host": row["host"] or None, "clicks": row["clicks"]} for row in referrers
+            {"host": source or None, "clicks": clicks} for source, clicks in referrers
         ],
-        "bot_reasons": list(reasons),
+        "bot_reasons": [
+            {"reason": source, "clicks": clicks} for source, clicks in reasons
+        ],
     }
+
+
+def _top_sources(
+    db: Any, slug: str, kind: str, first: dt.date
+) -> list[tuple[str, int]]:
+    rows = db.query(
+        "SELECT source, sum(clicks) AS clicks FROM daily_sources "
+        "WHERE slug = ? AND kind = ? AND day >= ? "
+        "GROUP BY source ORDER BY clicks DESC, source LIMIT ?",
+        (slug, kind, first.isoformat(), TOP),
+    )
+    return [(row["source"], row["clicks"]) for row in rows]

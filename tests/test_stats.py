@@ -18,7 +18,7 @@ def _click(
     slug: str, days_ago: int, agent: bytes = BROWSER, referrer: bytes = b""
 ) -> RawClick:
     at = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
-    return RawClick(slug, at.timestamp(), False, agent, referrer, b"", "192.0.2.1")
+    return (slug, at.timestamp(), False, agent, referrer, b"", "192.0.2.1")
 
 
 @pytest.fixture
