@@ -72,6 +72,7 @@ class Run:
     busy: Load
     single: Load
     peak_rss_mib: float
+    warm_requests: int = 0
     clicks: int | None = None
 
 
@@ -224,6 +225,9 @@ def measure(
     """Start a server, load it twice, stop it, and return what was measured."""
     process, port = start(argv, env)
     try:
+        # A short warm-up first: the figures are for a server in its steady state,
+        # its caches filled, for both servers alike.
+        warm = wrk(port, 32, 2, slugs, tmp / f"{name}-{workers}-warm.json")
         busy = wrk(port, 32, seconds, slugs, tmp / f"{name}-{workers}-busy.json")
         single = wrk(
             port, 1, max(2, seconds // 2), slugs, tmp / f"{name}-{workers}-single.json"
@@ -235,7 +239,8 @@ def measure(
     # promises status 0.
     if status != 0 and not (name == "bare" and status == -signal.SIGTERM):
         raise RuntimeError(f"{name} exited with {status} on SIGTERM")
-    return Run(name, workers, busy, single, rss)
+    # wait_ready's one request is a click too.
+    return Run(name, workers, busy, single, rss, warm.requests + 1)
 
 
 def print_pair(bare: Run, lb: Run) -> bool:
@@ -254,7 +259,7 @@ def print_pair(bare: Run, lb: Run) -> bool:
             f"{run.busy.p99_ms:>9.2f}{run.single.p50_ms:>12.3f}"
             f"{run.single.p99_ms:>12.3f}{run.peak_rss_mib:>8.1f} MiB"
         )
-    completed = lb.busy.requests + lb.single.requests
+    completed = lb.busy.requests + lb.single.requests + lb.warm_requests
     print(
         f"ratio linkbroker/bare: {ratio:.2f} (target >= 0.70); "
         f"p99 {lb.busy.p99_ms:.2f} ms (target <= 5)"
@@ -263,9 +268,9 @@ def print_pair(bare: Run, lb: Run) -> bool:
     # have answered (and counted) those, but wrk does not count them as completed.
     print(
         f"clicks recorded {lb.clicks:,}; wrk completed {completed:,} "
-        f"(+ at most 33 in flight at wrk's stop); errors {lb.busy.errors}"
+        f"(+ at most 33 in flight at each of wrk's 3 stops); errors {lb.busy.errors}"
     )
-    clicks_ok = lb.clicks is not None and completed <= lb.clicks <= completed + 33
+    clicks_ok = lb.clicks is not None and completed <= lb.clicks <= completed + 3 * 33
     return ratio >= 0.70 and lb.busy.p99_ms <= 5 and clicks_ok and not lb.busy.errors
 
 

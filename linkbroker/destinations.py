@@ -8,8 +8,6 @@ so a stored destination passes the policy again unchanged.
 import re
 from urllib.parse import SplitResult, quote, urlsplit
 
-import idna
-
 from linkbroker.errors import InvalidDestination
 
 MAX_LENGTH = 2048
@@ -109,6 +107,8 @@ def _ascii_host(url: str, hostname: str) -> str:
         )
     if ":" in hostname:  # an IPv6 literal, which urlsplit has already checked
         return f"[{hostname}]"
+    import idna  # only when a link is made: resolving never needs it
+
     try:
         host = idna.encode(hostname.rstrip("."), uts46=True).decode("ascii")
     except idna.IDNAError as exc:

@@ -44,12 +44,14 @@ class Settings:
     ) -> "Settings":
         """Build the settings from explicit values, the environment and defaults."""
         env = os.environ if environ is None else environ
-        data_dir = _default_data_dir()
-
         return cls(
-            db_path=Path(db_path or env.get("LINKBROKER_DB") or data_dir / "links.db"),
+            db_path=Path(
+                db_path or env.get("LINKBROKER_DB") or _default_data_dir() / "links.db"
+            ),
             cache_dir=Path(
-                cache_dir or env.get("LINKBROKER_CACHE_DIR") or data_dir / "cache"
+                cache_dir
+                or env.get("LINKBROKER_CACHE_DIR")
+                or _default_data_dir() / "cache"
             ),
             base_url=_base_url(base_url or env.get("LINKBROKER_BASE_URL")),
             slug_length=_number(env, "LINKBROKER_SLUG_LENGTH", int, 7, 4, 32),

@@ -106,3 +106,7 @@ def test_a_failed_migration_leaves_the_database_as_it_was(settings: Settings) ->
     assert database.schema_version(conn) == 0
     assert conn.execute("SELECT count(*) FROM links").fetchone()[0] == 3
     conn.close()
+
+
+def test_schema_version_constant_matches_schema_sql() -> None:
+    assert database.latest_version() == database.SCHEMA_VERSION

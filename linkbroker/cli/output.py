@@ -1,6 +1,5 @@
 """How the commands print: JSON for scripts, rich tables for people."""
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,8 @@ if TYPE_CHECKING:
 
 def print_json(data: Any) -> None:
     """Print `data` as indented JSON on stdout."""
+    import json
+
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
