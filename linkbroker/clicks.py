@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
-import json
 import logging
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import chain
+from typing import Any
 from urllib.parse import urlsplit
 
 from linkbroker import bots, database
@@ -87,23 +88,25 @@ class ClickRecorder:
     async def flush(self) -> int:
         """Write the pending clicks in a worker thread; return how many were written."""
         batch = self._take()
-        if not batch:
+        count = len(batch)
+        if not count:
             return 0
         try:
             await asyncio.to_thread(self.write, batch)
         except (sqlite3.Error, OSError):
             # Nothing is lost: the batch goes back in front of newer clicks.
-            logger.exception("could not write %d clicks; keeping them", len(batch))
+            logger.exception("could not write %d clicks; keeping them", count)
             self._pending[:0] = batch
             return 0
-        return len(batch)
+        return count
 
     def flush_now(self) -> int:
         """Write the pending clicks in this thread; for a stopping server."""
         batch = self._take()
-        if batch:
+        count = len(batch)
+        if count:
             self.write(batch)
-        return len(batch)
+        return count
 
     def close(self) -> None:
         """Close the recorder's connection; stop and flush first."""
@@ -115,7 +118,10 @@ class ClickRecorder:
         return batch
 
     def write(self, batch: list[RawClick]) -> None:
-        """Store a batch in one transaction: raw rows, day counters, link totals."""
+        """Store a batch in one transaction: raw rows, day counters, link totals.
+
+        Empties `batch` once it is written, a piece at a time (see `_release`).
+        """
         clicks = self.prepare(batch)
         days, sources, links = _summarise(clicks)
 
@@ -133,6 +139,8 @@ class ClickRecorder:
             raise
         self.written += len(clicks)
         logger.debug("flushed %d clicks for %d links", len(clicks), len(links))
+        _release(clicks)
+        _release(batch)
 
     def prepare(self, batch: list[RawClick]) -> list[Click]:
         """Turn raw clicks into rows: time stamps, bot reasons, hashed visitors."""
@@ -181,49 +189,57 @@ class ClickRecorder:
             logger.info("pruned %d click rows past the retention period", removed)
 
 
-def _columns(count: int) -> str:
-    return ", ".join(f"json_extract(value, '$[{n}]')" for n in range(count))
-
-
 _INSERT_CLICKS = (
     "INSERT INTO clicks (slug, clicked_at, referrer_host, user_agent, is_bot, "
-    f"bot_reason, visitor) SELECT {_columns(7)} FROM json_each(?)"
+    "bot_reason, visitor) VALUES {values}"
 )
-# "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join constraint.
+# ON CONFLICT turns each insert into a sum with what the counters already hold.
 _ADD_TO_DAYS = (
-    f"INSERT INTO daily_clicks (slug, day, human, bot) SELECT {_columns(4)} "
-    "FROM json_each(?) WHERE true ON CONFLICT (slug, day) DO UPDATE SET "
+    "INSERT INTO daily_clicks (slug, day, human, bot) VALUES {values} "
+    "ON CONFLICT (slug, day) DO UPDATE SET "
     "human = human + excluded.human, bot = bot + excluded.bot"
 )
 _ADD_TO_SOURCES = (
-    f"INSERT INTO daily_sources (slug, day, kind, source, clicks) SELECT {_columns(5)} "
-    "FROM json_each(?) WHERE true ON CONFLICT (slug, day, kind, source) DO UPDATE "
+    "INSERT INTO daily_sources (slug, day, kind, source, clicks) VALUES {values} "
+    "ON CONFLICT (slug, day, kind, source) DO UPDATE "
     "SET clicks = clicks + excluded.clicks"
 )
 _ADD_TO_LINKS = (
+    "WITH added (slug, human, bot) AS (VALUES {values}) "
     "UPDATE links SET clicks = coalesce(clicks, 0) + added.human, "
-    "bot_clicks = bot_clicks + added.bot FROM (SELECT "
-    "json_extract(value, '$[0]') AS slug, json_extract(value, '$[1]') AS human, "
-    "json_extract(value, '$[2]') AS bot FROM json_each(?)) AS added "
-    "WHERE links.slug = added.slug"
+    "bot_clicks = bot_clicks + added.bot FROM added WHERE links.slug = added.slug"
 )
 
 
-Rows = list[list[object]]
-# Rows a statement takes at once; json.dumps holds the GIL while it encodes them,
-# and 500 rows take about half a millisecond.
+Rows = Sequence[Sequence[object]]
+# Rows one statement carries; the sqlite3 module binds their values while holding
+# the GIL, and 500 rows take a fraction of a millisecond.
 CHUNK = 500
 
 
-def _execute_in_chunks(
-    conn: sqlite3.Connection, sql: str, rows: Sequence[object]
-) -> None:
-    # One statement reads a whole JSON array, where an executemany would step row
-    # by row: sqlite3 lets go of the GIL around every step, and winning it back
+def _execute_in_chunks(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
+    # Many rows to one multi-row VALUES statement, where an executemany would step
+    # row by row: sqlite3 lets go of the GIL around every step, and winning it back
     # from a busy event loop costs a switch interval each time.
-    for start in range(0, len(rows), CHUNK):
+    if not rows:
+        return
+    width = len(rows[0])
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = max(1, min(CHUNK, limit // width))
+    placeholder = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), per_statement):
         _let_the_server_run()
-        conn.execute(sql, (json.dumps(rows[start : start + CHUNK]),))
+        chunk = rows[start : start + per_statement]
+        values = ", ".join([placeholder] * len(chunk))
+        conn.execute(sql.format(values=values), list(chain.from_iterable(chunk)))
+
+
+def _release(rows: list[Any]) -> None:
+    # Freeing a second's worth of clicks at once would hold the GIL for several
+    # milliseconds, and the last reference to the batch is on the event loop.
+    while rows:
+        del rows[-CHUNK:]
+        _let_the_server_run()
 
 
 def _let_the_server_run() -> None:
