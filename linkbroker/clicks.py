@@ -53,6 +53,8 @@ class ClickRecorder:
         self._wake = asyncio.Event()
         self._stopping = False
         self._conn = database.connect(settings.db_path)
+        # Clicks are appended, never read back here: a small page cache will do.
+        self._conn.execute("PRAGMA cache_size = -512")
         salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
         self._salt = str(salt.fetchone()[0]).encode()
         self._last_prune = 0.0

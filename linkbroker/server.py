@@ -35,8 +35,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 POLL_INTERVAL = 0.2
 SWITCH_INTERVAL = 0.0005
-# Bounds the per-worker dict: about 600 bytes an entry, so some 6 MiB at most.
-LOCAL_ENTRIES = 10_000
+# Bounds the per-worker dict: about 600 bytes an entry, so some 3 MiB at most.
+LOCAL_ENTRIES = 5_000
 
 # Browsers and proxies must ask again every time: an edit or a delete takes effect at
 # once, and every repeat click reaches the server to be counted.

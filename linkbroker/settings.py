@@ -29,7 +29,7 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     slug_length: int = 7
     flush_interval: float = 1.0
-    flush_batch: int = 50_000
+    flush_batch: int = 20_000
     retention_days: int = 90
     trusted_proxies: tuple[IPNetwork, ...] = field(default=())
 
@@ -58,7 +58,7 @@ class Settings:
             flush_interval=_number(
                 env, "LINKBROKER_FLUSH_INTERVAL", float, 1.0, 0.01, 60.0
             ),
-            flush_batch=_number(env, "LINKBROKER_FLUSH_BATCH", int, 50_000, 1, 10**6),
+            flush_batch=_number(env, "LINKBROKER_FLUSH_BATCH", int, 20_000, 1, 10**6),
             retention_days=_number(env, "LINKBROKER_RETENTION_DAYS", int, 90, 1, 10**5),
             trusted_proxies=_networks(env.get("LINKBROKER_TRUSTED_PROXIES", "")),
         )
