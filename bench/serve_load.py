@@ -351,6 +351,11 @@ def main() -> int:
         default=1_000_000,
         help="links in the memory run (0 skips it)",
     )
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="skip the comparison and run only the memory run",
+    )
     args = parser.parse_args()
 
     ok = True

@@ -214,9 +214,9 @@ _ADD_TO_LINKS = (
 
 
 Rows = Sequence[Sequence[object]]
-# Rows one statement carries; the sqlite3 module binds their values while holding
-# the GIL, and 500 rows take a fraction of a millisecond.
-CHUNK = 500
+# Most rows one statement carries. The sqlite3 module binds their values while
+# holding the GIL, a fraction of a millisecond for this many.
+CHUNK = 256
 
 
 def _execute_in_chunks(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
@@ -226,14 +226,21 @@ def _execute_in_chunks(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
     if not rows:
         return
     width = len(rows[0])
-    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per_statement = max(1, min(CHUNK, limit // width))
-    placeholder = "(" + ", ".join("?" * width) + ")"
-    for start in range(0, len(rows), per_statement):
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
+    start = 0
+    while start < len(rows):
         _let_the_server_run()
-        chunk = rows[start : start + per_statement]
-        values = ", ".join([placeholder] * len(chunk))
+        count = _statement_rows(len(rows) - start, min(CHUNK, limit))
+        values = ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
+        chunk = rows[start : start + count]
         conn.execute(sql.format(values=values), list(chain.from_iterable(chunk)))
+        start += count
+
+
+def _statement_rows(left: int, most: int) -> int:
+    # Powers of two only: sqlite3 keeps every prepared statement it has seen, and a
+    # statement of a few hundred rows is large, so the shapes must be few.
+    return 1 << (min(left, most).bit_length() - 1)
 
 
 def _release(rows: list[Any]) -> None:
