@@ -59,3 +59,14 @@ CREATE TABLE IF NOT EXISTS daily_sources (
     PRIMARY KEY (slug, day, kind, source)
 ) WITHOUT ROWID;
 ALTER TABLE links ADD COLUMN bot_clicks INTEGER NOT NULL DEFAULT 0;
+
+-- migration 3: API tokens, kept only as hashes. A revoked token keeps its row, so
+-- its name and history stay readable.
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    last_used_at TEXT,
+    revoked_at TEXT
+);

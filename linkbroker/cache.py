@@ -11,13 +11,16 @@ The generation is a counter every writer bumps after its cache write; processes
 that keep a copy in memory poll it to know when to drop that copy.
 """
 
+import math
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 import diskcache
 
-from linkbroker.errors import StorageError
+from linkbroker.errors import RateLimited, StorageError
 from linkbroker.model import Target
+from linkbroker.settings import Settings
 
 # A slug nobody has is remembered this long; creating it replaces the mark at once.
 ABSENT_TTL = 30.0
@@ -68,6 +71,35 @@ class LinkCache:
             self._prefix + slug, Entry(target), expire=_ttl(target), retry=True
         )
         self._cache.incr(self._generation_key, default=0, retry=True)
+
+    def limit(self, key: str, settings: Settings) -> None:
+        """Take one write from `key`'s allowance; raise RateLimited when it is spent.
+
+        A token bucket shared by every process through the cache: it holds
+        `rate_burst` writes and refills at `rate_limit` a minute. A limit of 0
+        turns limiting off.
+        """
+        if settings.rate_limit == 0:
+            return
+        rate, burst = settings.rate_limit / 60.0, float(settings.rate_burst)
+        bucket_key = f"{self._prefix}rate:{key}"
+        with self._cache.transact(retry=True):
+            now = time.time()
+            left, stamp = self._cache.get(bucket_key, default=(burst, now))
+            left = min(burst, left + (now - stamp) * rate)
+            allowed = left >= 1.0
+            if allowed:
+                left -= 1.0
+            expire = burst / rate + 60.0
+            self._cache.set(bucket_key, (left, now), expire=expire)
+        if not allowed:
+            wait = (1.0 - left) / rate
+            raise RateLimited(
+                f"Too many writes from this {key.split(':', 1)[0]}; try again in "
+                f"{math.ceil(wait)} s.",
+                key,
+                retry_after=wait,
+            )
 
     def generation(self) -> int:
         """Return the counter that every write bumps."""

@@ -5,10 +5,16 @@ the host in punycode, everything else percent-encoded. Normalising is idempotent
 so a stored destination passes the policy again unchanged.
 """
 
+import ipaddress
 import re
+import socket
+from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit
 
-from linkbroker.errors import InvalidDestination
+import idna
+
+from linkbroker.errors import ConfigError, InvalidDestination
+from linkbroker.settings import Settings
 
 MAX_LENGTH = 2048
 ALLOWED_SCHEMES = frozenset({"http", "https"})
@@ -53,6 +59,14 @@ def _check_characters(url: str) -> None:
             f"use at most {MAX_LENGTH}.",
             url,
         )
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidDestination(
+            f"The destination {url!r} holds {url[exc.start]!r}, which is not a valid "
+            "Unicode character; check how it was copied.",
+            url,
+        ) from None
     bad = _CONTROL_OR_SPACE.search(url)
     if bad is not None:
         raise InvalidDestination(
@@ -107,8 +121,6 @@ def _ascii_host(url: str, hostname: str) -> str:
         )
     if ":" in hostname:  # an IPv6 literal, which urlsplit has already checked
         return f"[{hostname}]"
-    import idna  # only when a link is made: resolving never needs it
-
     try:
         host = idna.encode(hostname.rstrip("."), uts46=True).decode("ascii")
     except idna.IDNAError as exc:
@@ -143,3 +155,126 @@ def _port(url: str, parts: SplitResult) -> int | None:
             url,
         )
     return port
+
+
+class Policy:
+    """What this installation lets a link lead to, beyond the URL rules.
+
+    Applied when a destination is stored (created or changed), from the CLI and the
+    API alike; never when a link is served, so a redirect costs nothing extra.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        base = urlsplit(settings.base_url)
+        self._own = (base.hostname or "", base.port)
+        self._blocked: frozenset[str] = frozenset()
+        self._blocklist_stamp: float | None = None
+
+    def check(self, url: str) -> str:
+        """Return `url` in its stored form; raise InvalidDestination if refused."""
+        stored = normalize(url)
+        parts = urlsplit(stored)
+        host = (parts.hostname or "").lower()
+        if not self.settings.allow_private:
+            _refuse_private(url, host)
+        if (host, parts.port) == self._own or (
+            host == self._own[0] and self._own[1] is None
+        ):
+            raise InvalidDestination(
+                f"The destination {url!r} points back at this shortener "
+                f"({self.settings.base_url}), which would make a redirect loop.",
+                url,
+            )
+        blocked = self._blocked_domain(host)
+        if blocked:
+            raise InvalidDestination(
+                f"The destination {url!r} is on a blocked domain ({blocked}); "
+                "links to it are not allowed here.",
+                url,
+            )
+        return stored
+
+    def _blocked_domain(self, host: str) -> str | None:
+        domains = self._blocklist()
+        labels = host.split(".")
+        for start in range(len(labels)):
+            candidate = ".".join(labels[start:])
+            if candidate in domains:
+                return candidate
+        return None
+
+    def _blocklist(self) -> frozenset[str]:
+        path = self.settings.blocklist
+        if path is None:
+            return frozenset()
+        try:
+            stamp = path.stat().st_mtime
+            if stamp != self._blocklist_stamp:
+                self._blocked = _read_blocklist(path)
+                self._blocklist_stamp = stamp
+        except OSError as exc:
+            raise ConfigError(
+                f"The blocklist {str(path)!r} cannot be read ({exc}); fix "
+                "LINKBROKER_BLOCKLIST or the file.",
+                path,
+            ) from exc
+        return self._blocked
+
+
+def _read_blocklist(path: Path) -> frozenset[str]:
+    domains = set()
+    for line in path.read_text("utf-8").splitlines():
+        domain = line.split("#", 1)[0].strip().lower().strip(".")
+        if domain:
+            try:
+                domains.add(idna.encode(domain, uts46=True).decode("ascii"))
+            except idna.IDNAError:
+                domains.add(domain)
+    return frozenset(domains)
+
+
+def _refuse_private(url: str, host: str) -> None:
+    if host == "localhost" or host.endswith(".localhost"):
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
+            ipaddress.ip_address("127.0.0.1")
+        )
+    else:
+        address = _literal_address(host)
+    if address is None:
+        return
+    mapped = getattr(address, "ipv4_mapped", None)
+    address = mapped or address
+    if (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+        or address.is_multicast
+    ):
+        raise InvalidDestination(
+            f"The destination {url!r} points at a local or private address "
+            f"({address}); links may not lead into private networks. Set "
+            "LINKBROKER_ALLOW_PRIVATE=1 to allow it.",
+            url,
+        )
+
+
+def _literal_address(
+    host: str,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    # Browsers also read 2130706433, 0x7f000001 and 0177.0.0.1 as 127.0.0.1.
+    if _LEGACY_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+_LEGACY_IPV4 = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}")

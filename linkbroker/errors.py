@@ -6,7 +6,10 @@ LinkbrokerError
  ├── InvalidSlug          a custom slug breaks the slug rules
  ├── InvalidDestination   a destination URL is refused by the policy
  ├── SlugTaken            a custom slug already names a link
- └── LinkNotFound         no link has this slug
+ ├── LinkNotFound         no link has this slug
+ ├── InvalidToken         an API request's token is missing, wrong or revoked
+ ├── TokenNotFound        no API token has this name
+ └── RateLimited          too many writes; `retry_after` says when to try again
 
 Each carries the offending value as `value`; its message names that value and says
 what to do. The CLI and the server translate them, each in one place.
@@ -43,3 +46,19 @@ class SlugTaken(LinkbrokerError):
 
 class LinkNotFound(LinkbrokerError):
     """No link has this slug."""
+
+
+class InvalidToken(LinkbrokerError):
+    """An API request's token is missing, wrong or revoked."""
+
+
+class TokenNotFound(LinkbrokerError):
+    """No API token has this name."""
+
+
+class RateLimited(LinkbrokerError):
+    """Too many writes from one token or address; wait `retry_after` seconds."""
+
+    def __init__(self, message: str, value: object, retry_after: float) -> None:
+        super().__init__(message, value)
+        self.retry_after = retry_after

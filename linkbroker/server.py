@@ -12,6 +12,7 @@ is served everywhere within POLL_INTERVAL (plus one poll's time).
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import sys
 import time
@@ -20,11 +21,13 @@ from http import HTTPStatus
 from typing import Any
 
 from linkbroker import slugs
+from linkbroker.api import Api
 from linkbroker.clicks import ClickRecorder, RawClick
 from linkbroker.errors import LinkbrokerError
 from linkbroker.model import Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
+from linkbroker.tokens import TokenStore
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,8 @@ class App:
         self.settings = settings
         self.store: LinkStore | None = None
         self.clicks: ClickRecorder | None = None
+        self.tokens: TokenStore | None = None
+        self.api: Api | None = None
         self._local: dict[str, Message | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._generation = 0
@@ -100,17 +105,20 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, send)
+            await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _http(self, scope: Scope, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         slug: str = scope["path"][1:]
         start = self._local.get(slug, _MISS)
         if start is _MISS:
             fixed = _FIXED_ROUTES.get(slug)
             if fixed is not None:
                 await self._reply(send, scope, fixed)
+                return
+            if slug == "api" or slug.startswith("api/"):
+                await self._api_reply(scope, receive, send)
                 return
             try:
                 start = self._lookup(slug)
@@ -154,6 +162,21 @@ class App:
         raw: RawClick = (slug, time.time(), head, user_agent, referrer, forwarded, peer)
         self._recorder().record(raw)
 
+    async def _api_reply(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.api is not None, "startup opens the API"
+        (status, payload), extra = await self.api.handle(scope, receive)
+        if scope["method"] != "GET":
+            self.refresh()  # this worker serves its own change at once
+        body = b"" if payload is None else json.dumps(payload).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            NO_STORE,
+            *extra,
+        ]
+        await send(_start(status, headers))
+        await send({"type": "http.response.body", "body": body})
+
     async def _reply(
         self, send: Send, scope: Scope, response: tuple[Message, bytes]
     ) -> None:
@@ -189,6 +212,8 @@ class App:
         self.store = LinkStore(self.settings)
         self._generation = self.store.cache.generation()
         self.clicks = ClickRecorder(self.settings)
+        self.tokens = TokenStore(self.settings.db_path)
+        self.api = Api(self.store, self.tokens)
         self._tasks = [
             asyncio.create_task(self.clicks.run()),
             asyncio.create_task(self._watch_generation()),
@@ -208,6 +233,8 @@ class App:
         logger.info("stopped after writing %d clicks", recorder.written)
         recorder.close()
         self._store().close()
+        if self.tokens is not None:
+            self.tokens.close()
 
     async def _watch_generation(self) -> None:
         while True:

@@ -32,6 +32,11 @@ class Settings:
     flush_batch: int = 20_000
     retention_days: int = 90
     trusted_proxies: tuple[IPNetwork, ...] = field(default=())
+    rate_limit: int = 60
+    rate_burst: int = 20
+    max_body: int = 16 * 1024
+    allow_private: bool = False
+    blocklist: Path | None = None
 
     @classmethod
     def load(
@@ -61,6 +66,11 @@ class Settings:
             flush_batch=_number(env, "LINKBROKER_FLUSH_BATCH", int, 20_000, 1, 10**6),
             retention_days=_number(env, "LINKBROKER_RETENTION_DAYS", int, 90, 1, 10**5),
             trusted_proxies=_networks(env.get("LINKBROKER_TRUSTED_PROXIES", "")),
+            rate_limit=_number(env, "LINKBROKER_RATE_LIMIT", int, 60, 0, 10**6),
+            rate_burst=_number(env, "LINKBROKER_RATE_BURST", int, 20, 1, 10**6),
+            max_body=_number(env, "LINKBROKER_MAX_BODY", int, 16 * 1024, 256, 2**24),
+            allow_private=_flag(env, "LINKBROKER_ALLOW_PRIVATE"),
+            blocklist=_path(env.get("LINKBROKER_BLOCKLIST")),
         )
 
     def short_url(self, slug: str) -> str:
@@ -78,6 +88,11 @@ class Settings:
             "LINKBROKER_FLUSH_BATCH": str(self.flush_batch),
             "LINKBROKER_RETENTION_DAYS": str(self.retention_days),
             "LINKBROKER_TRUSTED_PROXIES": ",".join(map(str, self.trusted_proxies)),
+            "LINKBROKER_RATE_LIMIT": str(self.rate_limit),
+            "LINKBROKER_RATE_BURST": str(self.rate_burst),
+            "LINKBROKER_MAX_BODY": str(self.max_body),
+            "LINKBROKER_ALLOW_PRIVATE": "1" if self.allow_private else "0",
+            "LINKBROKER_BLOCKLIST": str(self.blocklist or ""),
         }
 
 
@@ -122,6 +137,19 @@ def _number(
             raw,
         )
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise ConfigError(f"{name}={raw!r} is not a yes or no; set it to 1 or 0.", raw)
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
 
 
 def _networks(raw: str) -> tuple[IPNetwork, ...]:

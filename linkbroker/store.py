@@ -9,12 +9,16 @@ import logging
 import sqlite3
 from functools import cached_property
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from linkbroker import database, destinations, slugs
+from linkbroker import database, slugs
 from linkbroker.cache import LinkCache
 from linkbroker.errors import LinkNotFound, SlugTaken, StorageError
 from linkbroker.model import Link, Target
 from linkbroker.settings import Settings
+
+if TYPE_CHECKING:
+    from linkbroker.destinations import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,13 @@ class LinkStore:
     def conn(self) -> sqlite3.Connection:
         """The connection to the SQLite file, in autocommit mode."""
         return database.connect(self.settings.db_path)
+
+    @cached_property
+    def policy(self) -> "Policy":
+        """The destination policy; built when a link is first written."""
+        from linkbroker.destinations import Policy  # resolving never needs it
+
+        return Policy(self.settings)
 
     @cached_property
     def cache(self) -> LinkCache:
@@ -72,7 +83,7 @@ class LinkStore:
 
         Raises InvalidDestination, InvalidSlug, SlugTaken or StorageError.
         """
-        destination = destinations.normalize(destination)
+        destination = self.policy.check(destination)
         if slug is not None:
             link = self._insert_custom(slugs.validate(slug), destination, reuse)
         elif reuse:
@@ -137,6 +148,24 @@ class LinkStore:
         """Return how many links there are."""
         row = self.conn.execute("SELECT count(*) FROM links").fetchone()
         return int(row[0])
+
+    def update(self, slug: str, destination: str) -> Link:
+        """Point `slug` at a new destination; raise LinkNotFound or InvalidDestination.
+
+        Every worker of a running server serves the change within the same bound
+        as a delete.
+        """
+        destination = self.policy.check(destination)
+        row = self.conn.execute(
+            f"UPDATE links SET destination_url = ? WHERE slug = ? RETURNING {_COLUMNS}",
+            (destination, slug),
+        ).fetchone()
+        if row is None:
+            raise _not_found(slug)
+
+        self.cache.put(slug, Target(destination))
+        logger.info("pointed %s at %s", slug, destination)
+        return Link(*row)
 
     def delete(self, slug: str) -> Link:
         """Delete the link named `slug` and return it; raise LinkNotFound if none."""

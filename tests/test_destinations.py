@@ -55,6 +55,9 @@ def test_accepted_destinations_are_stored_in_ascii(given_url: str, stored: str) 
         pytest.param("https://example.com/a b", "' '", id="space in path"),
         pytest.param("https://example.com/\r\nSet-Cookie: x", "'\\r'", id="crlf"),
         pytest.param("https://example.com/\x00", "'\\x00'", id="nul"),
+        pytest.param(
+            "https://example.com/\ud800", "not a valid Unicode", id="surrogate"
+        ),
         pytest.param("https://example.com:99999/", "invalid port", id="port"),
         pytest.param("https://exa_mple.com/", "invalid host", id="underscore host"),
         pytest.param("https://a..b/", "invalid host", id="empty label"),

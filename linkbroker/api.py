@@ -1,0 +1,310 @@
+"""The management API under /api: bearer tokens, JSON in and out, rate limits.
+
+It keeps the request and response shape of `POST /api/shorten` from the edge design
+linkbroker replaces, so existing clients work unchanged, and closes what that design
+left open: every route needs a token, writes are rate-limited per token and per
+address, and bodies are bounded. Errors are JSON with a stable `code`; the mapping
+from linkbroker's exceptions to HTTP statuses lives in `_ERRORS`, and nowhere else.
+"""
+
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+from linkbroker import openapi
+from linkbroker.errors import (
+    ConfigError,
+    InvalidDestination,
+    InvalidSlug,
+    InvalidToken,
+    LinkbrokerError,
+    LinkNotFound,
+    RateLimited,
+    SlugTaken,
+    StorageError,
+)
+from linkbroker.stats import link_report
+from linkbroker.store import LinkStore
+from linkbroker.tokens import TokenStore
+
+logger = logging.getLogger(__name__)
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Headers = Sequence[tuple[bytes, bytes]]
+
+_ERRORS: dict[type[LinkbrokerError], tuple[HTTPStatus, str]] = {
+    InvalidToken: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
+    RateLimited: (HTTPStatus.TOO_MANY_REQUESTS, "rate_limited"),
+    LinkNotFound: (HTTPStatus.NOT_FOUND, "not_found"),
+    SlugTaken: (HTTPStatus.CONFLICT, "slug_taken"),
+    InvalidDestination: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_destination"),
+    InvalidSlug: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_slug"),
+    StorageError: (HTTPStatus.SERVICE_UNAVAILABLE, "unavailable"),
+    ConfigError: (HTTPStatus.SERVICE_UNAVAILABLE, "misconfigured"),
+}
+_FIELDS: dict[type[LinkbrokerError], str] = {
+    InvalidDestination: "destination",
+    InvalidSlug: "slug",
+}
+_WRITES = frozenset({"POST", "PATCH", "DELETE"})
+MAX_PAGE = 1000
+
+
+class ApiError(Exception):
+    """A request the API refuses, with the status and code it answers with."""
+
+    def __init__(
+        self, status: HTTPStatus, code: str, message: str, headers: Headers = ()
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, list(headers)
+
+
+Reply = tuple[HTTPStatus, Any]
+
+
+class Api:
+    """Answers every request under /api."""
+
+    def __init__(self, store: LinkStore, tokens: TokenStore) -> None:
+        self.store, self.tokens = store, tokens
+        self.settings = store.settings
+
+    async def handle(self, scope: Message, receive: Receive) -> tuple[Reply, Headers]:
+        """Answer one request; every failure becomes a JSON error, never a 500."""
+        try:
+            return await self._dispatch(scope, receive), []
+        except ApiError as exc:
+            return (exc.status, _error(exc.code, str(exc))), exc.headers
+        except LinkbrokerError as exc:
+            status, code = _status_of(exc)
+            if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                logger.exception("API request failed")
+            error = _error(code, str(exc))
+            field = _FIELDS.get(type(exc))
+            if field:
+                error["error"]["field"] = field
+            return (status, error), _extra_headers(exc)
+
+    async def _dispatch(self, scope: Message, receive: Receive) -> Reply:
+        method, parts = scope["method"], scope["path"].split("/")[2:]
+        self._authenticate(scope)
+        if method in _WRITES:
+            self._limit(scope)
+
+        match parts:
+            case ["openapi.json"]:
+                _allow(method, "GET")
+                return HTTPStatus.OK, openapi.document(self.settings.base_url)
+            case ["shorten"]:
+                _allow(method, "POST")
+                return self._shorten(await _json_body(scope, receive, self._max_body))
+            case ["links"]:
+                _allow(method, "GET")
+                return self._list(scope)
+            case ["links", slug]:
+                return await self._one_link(method, slug, scope, receive)
+            case ["links", slug, "stats"]:
+                _allow(method, "GET")
+                return HTTPStatus.OK, link_report(self.store, slug)
+        raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "No API route has this path.")
+
+    @property
+    def _max_body(self) -> int:
+        return self.settings.max_body
+
+    async def _one_link(
+        self, method: str, slug: str, scope: Message, receive: Receive
+    ) -> Reply:
+        _allow(method, "GET", "PATCH", "DELETE")
+        if method == "GET":
+            return HTTPStatus.OK, self.store.get(slug).as_dict()
+        if method == "DELETE":
+            self.store.delete(slug)
+            return HTTPStatus.NO_CONTENT, None
+        body = await _json_body(scope, receive, self._max_body)
+        _only_fields(body, {"destination"})
+        destination = _string_field(body, "destination", required=True)
+        assert destination is not None, "a required field is never None"
+        return HTTPStatus.OK, self.store.update(slug, destination).as_dict()
+
+    def _shorten(self, body: dict[str, Any]) -> Reply:
+        _only_fields(body, {"slug", "destination"})
+        destination = _string_field(body, "destination", required=True)
+        assert destination is not None, "a required field is never None"
+        link = self.store.create(destination, _string_field(body, "slug"))
+        short_url = self.settings.short_url(link.slug)
+        return HTTPStatus.CREATED, {
+            "success": True,
+            "shortUrl": short_url,
+            "slug": link.slug,
+            "destination": link.destination,
+        }
+
+    def _list(self, scope: Message) -> Reply:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        limit = _int_param(query, "limit", 50, 1, MAX_PAGE)
+        offset = _int_param(query, "offset", 0, 0, 2**62)
+        links = self.store.newest(limit + 1, offset)
+        more = len(links) > limit
+        return HTTPStatus.OK, {
+            "links": [link.as_dict() for link in links[:limit]],
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if more else None,
+        }
+
+    def _authenticate(self, scope: Message) -> None:
+        header = _header(scope, b"authorization")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise InvalidToken(
+                "This route needs a token: send 'Authorization: Bearer <token>'; "
+                "make one with `linkbroker token create NAME`.",
+                None,
+            )
+        scope["linkbroker.token"] = self.tokens.verify(token.strip())
+
+    def _limit(self, scope: Message) -> None:
+        client = scope.get("client")
+        self.store.cache.limit(f"token:{scope['linkbroker.token']}", self.settings)
+        self.store.cache.limit(f"address:{client[0] if client else ''}", self.settings)
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise ApiError(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            f"{method} is not allowed here; use {' or '.join(allowed)}.",
+            [(b"allow", ", ".join(allowed).encode())],
+        )
+
+
+async def _json_body(scope: Message, receive: Receive, limit: int) -> dict[str, Any]:
+    content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    raw = await _read_body(scope, receive, limit)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_json",
+            f"The body is not valid JSON: {exc}.",
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "invalid_json", "The body must be a JSON object."
+        )
+    return body
+
+
+async def _read_body(scope: Message, receive: Receive, limit: int) -> bytes:
+    declared = _header(scope, b"content-length")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ApiError(HTTPStatus.BAD_REQUEST, "disconnected", "The client left.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "body_too_large",
+        f"The body is larger than {limit:,} bytes; send less.",
+    )
+
+
+def _only_fields(body: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "unknown_field",
+            f"Unknown field {unknown[0]!r}; the fields are {', '.join(sorted(known))}.",
+        )
+
+
+def _string_field(
+    body: dict[str, Any], name: str, required: bool = False
+) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                "missing_field",
+                f"The field {name!r} is required.",
+            )
+        return None
+    if not isinstance(value, str):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_field",
+            f"The field {name!r} must be a string, not {type(value).__name__}.",
+        )
+    return value
+
+
+def _int_param(
+    query: dict[str, list[str]], name: str, default: int, low: int, high: int
+) -> int:
+    values = query.get(name)
+    if not values:
+        return default
+    raw = values[-1]
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_parameter",
+            f"The parameter {name}={raw!r} must be a whole number "
+            f"from {low} to {high}.",
+        )
+    return int(raw)
+
+
+def _header(scope: Message, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _status_of(exc: LinkbrokerError) -> tuple[HTTPStatus, str]:
+    for kind in type(exc).__mro__:
+        if kind in _ERRORS:
+            return _ERRORS[kind]
+    return HTTPStatus.BAD_REQUEST, "invalid_request"
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, "message": message}}
+
+
+def _extra_headers(exc: LinkbrokerError) -> Headers:
+    if isinstance(exc, InvalidToken):
+        return [(b"www-authenticate", b'Bearer realm="linkbroker"')]
+    if isinstance(exc, RateLimited):
+        return [(b"retry-after", str(math.ceil(exc.retry_after)).encode())]
+    return []
