@@ -7,8 +7,9 @@ no entry at all (diskcache's atomic `add`), and a writer always writes the new s
 after committing, never just deleting the old one. Whichever order the two take, the
 writer's entry is the one left, so a fill based on an older read always loses.
 
-The generation is a counter every writer bumps after its cache write; processes
-that keep a copy in memory poll it to know when to drop that copy.
+The generation is a counter that every change or removal bumps after its cache
+write; processes that keep copies of links in memory poll it to know when to drop
+them. They keep only links they found, never absences, so a new link needs no bump.
 """
 
 import math
@@ -38,12 +39,17 @@ class Entry(NamedTuple):
 class LinkCache:
     """The shared cache of links, kept in a diskcache folder."""
 
-    def __init__(self, directory: Path, namespace: str) -> None:
+    def __init__(
+        self, directory: Path, namespace: str, *, autocheckpoint: bool = True
+    ) -> None:
         try:
             # A page cache and memory map sized for a small resident set: a process
             # resolving a million links stays near 30 MiB instead of 120.
             self._cache = diskcache.Cache(
-                str(directory), sqlite_mmap_size=0, sqlite_cache_size=1024
+                str(directory),
+                sqlite_mmap_size=0,
+                sqlite_cache_size=1024,
+                sqlite_wal_autocheckpoint=1000 if autocheckpoint else 0,
             )
         except Exception as exc:
             raise StorageError(
@@ -65,12 +71,18 @@ class LinkCache:
             self._prefix + slug, Entry(target), expire=_ttl(target), retry=True
         )
 
-    def put(self, slug: str, target: Target | None) -> None:
-        """Record a committed write: the new target, or None for a removed link."""
-        self._cache.set(
-            self._prefix + slug, Entry(target), expire=_ttl(target), retry=True
-        )
-        self._cache.incr(self._generation_key, default=0, retry=True)
+    def put(self, slug: str, target: Target | None, *, changed: bool = True) -> None:
+        """Record a committed write: the new target, or None for a removed link.
+
+        `changed` says the slug led somewhere before, so that processes holding a
+        copy must drop it: a new link needs no such signal, as no process keeps a
+        copy of a slug it found absent.
+        """
+        entry = Entry(target)
+        with self._cache.transact(retry=True):  # one commit for both
+            self._cache.set(self._prefix + slug, entry, expire=_ttl(target))
+            if changed:
+                self._cache.incr(self._generation_key, default=0)
 
     def limit(self, key: str, settings: Settings) -> None:
         """Take one write from `key`'s allowance; raise RateLimited when it is spent.
@@ -113,6 +125,11 @@ class LinkCache:
         generation = self.generation()
         self._cache.clear(retry=True)
         self._cache.set(self._generation_key, generation + 1, retry=True)
+
+    @property
+    def path(self) -> Path:
+        """The cache's SQLite file, for a process that checkpoints it."""
+        return Path(str(self._cache.directory)) / str(diskcache.core.DBNAME)
 
     def close(self) -> None:
         """Close the cache's database connections."""

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,12 +48,15 @@ Click = tuple[str, str, str | None, str, bool, str | None, str]
 class ClickRecorder:
     """Collects clicks in memory and writes them to SQLite in batches."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, also_checkpoint: Sequence[Path] = ()
+    ) -> None:
         self.settings = settings
         self._pending: list[RawClick] = []
         self._wake = asyncio.Event()
         self._stopping = False
-        self._conn = database.connect(settings.db_path)
+        self._conn = database.connect(settings.db_path, autocheckpoint=False)
+        self._others = [_checkpoint_connection(path) for path in also_checkpoint]
         # Clicks are appended, never read back here: a small page cache will do.
         self._conn.execute("PRAGMA cache_size = -512")
         salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
@@ -79,6 +83,7 @@ class ClickRecorder:
                 )
             stopping = self._stopping
             await self.flush()
+            await asyncio.to_thread(self.checkpoint)
             if stopping:
                 return
 
@@ -110,9 +115,22 @@ class ClickRecorder:
             self.write(batch)
         return count
 
+    def checkpoint(self) -> None:
+        """Copy the WAL files back into their databases, off the event loop.
+
+        The server's connections leave this to the flush thread, so that the fsync
+        a checkpoint needs never delays a request.
+        """
+        for conn in (self._conn, *self._others):
+            try:
+                database.checkpoint(conn)
+            except sqlite3.Error:
+                logger.warning("could not checkpoint; the WAL will wait", exc_info=True)
+
     def close(self) -> None:
-        """Close the recorder's connection; stop and flush first."""
-        self._conn.close()
+        """Close the recorder's connections; stop and flush first."""
+        for conn in (self._conn, *self._others):
+            conn.close()
 
     def _take(self) -> list[RawClick]:
         batch, self._pending = self._pending, []
@@ -241,6 +259,10 @@ def _statement_rows(left: int, most: int) -> int:
     # Powers of two only: sqlite3 keeps every prepared statement it has seen, and a
     # statement of a few hundred rows is large, so the shapes must be few.
     return 1 << (min(left, most).bit_length() - 1)
+
+
+def _checkpoint_connection(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
 
 def _release(rows: list[Any]) -> None:

@@ -23,8 +23,11 @@ SCHEMA_VERSION = 3
 _SECTION = re.compile(r"^-- migration (\d+)\b.*$", re.MULTILINE)
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, *, autocheckpoint: bool = True) -> sqlite3.Connection:
     """Open the database at `path`, creating and upgrading it as needed.
+
+    Without `autocheckpoint` the connection never copies its WAL back into the
+    database itself; whoever opens it that way must call `checkpoint`.
 
     The connection is in autocommit mode: callers open their own transactions,
     `BEGIN IMMEDIATE` for any that reads before it writes.
@@ -47,6 +50,8 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         with _unusable_as(path):
             _configure(conn)
+            if not autocheckpoint:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
             migrate(conn)
     except BaseException:
         conn.close()
@@ -178,3 +183,8 @@ def peek_version(path: Path) -> int | None:
             return schema_version(conn)
         finally:
             conn.close()
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy what the WAL holds back into the database file, without waiting."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

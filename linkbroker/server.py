@@ -4,9 +4,9 @@ No framework on the redirect path: a dict look-up, a tuple appended for the clic
 recorder, and a response start message built once per link.
 
 Each worker keeps links it served in a small dict in front of the shared cache.
-A write anywhere bumps the cache's generation; every worker polls it a few times a
-second and drops its dict when it moved, so an edit or a delete made by any process
-is served everywhere within POLL_INTERVAL (plus one poll's time).
+An edit or a delete anywhere bumps the cache's generation; every worker polls it a
+few times a second and drops its dict when it moved, so the change is served
+everywhere within POLL_INTERVAL (plus one poll's time).
 """
 
 import asyncio
@@ -75,7 +75,6 @@ _FIXED_ROUTES = {
     "": _text(HTTPStatus.OK, "linkbroker: short links served from one machine.\n"),
 }
 _REDIRECT_METHODS = frozenset({"GET", "HEAD"})
-_MISS: Message = {}
 _UNAVAILABLE = _text(
     HTTPStatus.SERVICE_UNAVAILABLE, "The link store is unavailable; try again soon.\n"
 )
@@ -98,7 +97,7 @@ class App:
         self.clicks: ClickRecorder | None = None
         self.tokens: TokenStore | None = None
         self.api: Api | None = None
-        self._local: dict[str, Message | None] = {}
+        self._local: dict[str, Message] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._generation = 0
         self._keep_forwarded = bool(settings.trusted_proxies)
@@ -111,8 +110,8 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         slug: str = scope["path"][1:]
-        start = self._local.get(slug, _MISS)
-        if start is _MISS:
+        start: Message | None = self._local.get(slug)
+        if start is None:
             fixed = _FIXED_ROUTES.get(slug)
             if fixed is not None:
                 await self._reply(send, scope, fixed)
@@ -137,11 +136,17 @@ class App:
             await send(_EMPTY_BODY)
 
     def _lookup(self, slug: str) -> Message | None:
-        """Resolve a slug the local dict does not hold, and remember the answer."""
+        """Resolve a slug the local dict does not hold, and remember a link found.
+
+        Absences are not remembered here: the shared cache keeps them, and a link
+        created later is then served at once without any signal to this worker.
+        """
         if not slugs.is_well_formed(slug):
-            return None  # not remembered: a flood of junk paths must not fill the dict
+            return None
         target = self._store().resolve(slug)
-        start = None if target is None else _redirect(target)
+        if target is None:
+            return None
+        start = _redirect(target)
         if len(self._local) >= LOCAL_ENTRIES:
             self._local.clear()
         self._local[slug] = start
@@ -209,10 +214,12 @@ class App:
         # What start-up built lives as long as the worker: keep it out of every
         # later full collection, which would otherwise walk it again and again.
         gc.freeze()
-        self.store = LinkStore(self.settings)
+        self.store = LinkStore(self.settings, background_checkpoints=True)
         self._generation = self.store.cache.generation()
-        self.clicks = ClickRecorder(self.settings)
-        self.tokens = TokenStore(self.settings.db_path)
+        self.clicks = ClickRecorder(
+            self.settings, also_checkpoint=[self.store.cache.path]
+        )
+        self.tokens = TokenStore(self.settings.db_path, autocheckpoint=False)
         self.api = Api(self.store, self.tokens)
         self._tasks = [
             asyncio.create_task(self.clicks.run()),

@@ -33,14 +33,21 @@ _COLUMNS = "slug, destination_url, created_at, coalesce(clicks, 0), bot_clicks"
 class LinkStore:
     """Links in a SQLite file, with a diskcache folder in front."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, background_checkpoints: bool = False
+    ) -> None:
         self.settings = settings
+        # A server checkpoints its WAL files from its click-flush thread instead,
+        # so that a checkpoint's fsync never lands on a request.
+        self._autocheckpoint = not background_checkpoints
 
     # Opened on first use, so that a command refused for bad input creates nothing.
     @cached_property
     def conn(self) -> sqlite3.Connection:
         """The connection to the SQLite file, in autocommit mode."""
-        return database.connect(self.settings.db_path)
+        return database.connect(
+            self.settings.db_path, autocheckpoint=self._autocheckpoint
+        )
 
     @cached_property
     def policy(self) -> "Policy":
@@ -52,7 +59,11 @@ class LinkStore:
     @cached_property
     def cache(self) -> LinkCache:
         """The shared cache, in a namespace of this database's own."""
-        return LinkCache(self.settings.cache_dir, self._meta("instance_id"))
+        return LinkCache(
+            self.settings.cache_dir,
+            self._meta("instance_id"),
+            autocheckpoint=self._autocheckpoint,
+        )
 
     def __enter__(self) -> "LinkStore":
         return self
@@ -91,8 +102,9 @@ class LinkStore:
         else:
             link = self._insert_generated(destination)
 
-        self.cache.put(link.slug, Target(link.destination))
-        logger.info("created %s -> %s", link.slug, link.destination)
+        # A reused link is not new, but it is not changed either.
+        self.cache.put(link.slug, Target(link.destination), changed=False)
+        logger.debug("created %s -> %s", link.slug, link.destination)
         return link
 
     def resolve(self, slug: str) -> Target | None:
@@ -164,7 +176,7 @@ class LinkStore:
             raise _not_found(slug)
 
         self.cache.put(slug, Target(destination))
-        logger.info("pointed %s at %s", slug, destination)
+        logger.debug("pointed %s at %s", slug, destination)
         return Link(*row)
 
     def delete(self, slug: str) -> Link:
@@ -176,7 +188,7 @@ class LinkStore:
             raise _not_found(slug)
 
         self.cache.put(slug, None)
-        logger.info("deleted %s", slug)
+        logger.debug("deleted %s", slug)
         return Link(*row)
 
     def wipe(self) -> int:

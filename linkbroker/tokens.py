@@ -38,8 +38,8 @@ class TokenInfo:
 class TokenStore:
     """The tokens table."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.conn = database.connect(db_path)
+    def __init__(self, db_path: Path, *, autocheckpoint: bool = True) -> None:
+        self.conn = database.connect(db_path, autocheckpoint=autocheckpoint)
         self._touched: dict[str, float] = {}
 
     def close(self) -> None:

@@ -148,9 +148,11 @@ def test_delete_removes_the_link_and_remembers_it_absent(store: LinkStore) -> No
         store.delete("gone")
 
 
-def test_writes_bump_the_generation(store: LinkStore) -> None:
+def test_changes_and_removals_bump_the_generation(store: LinkStore) -> None:
     start = store.cache.generation()
     store.create("https://example.com/", "g")
+    assert store.cache.generation() == start  # nothing held a copy of a new link
+    store.update("g", "https://example.com/changed")
     store.delete("g")
     assert store.cache.generation() == start + 2
 
