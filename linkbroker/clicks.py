@@ -19,11 +19,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from linkbroker import bots, database
-from linkbroker.settings import IPNetwork, Settings
+from linkbroker.settings import Settings
+
+if TYPE_CHECKING:
+    from linkbroker.settings import IPNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -332,7 +335,7 @@ def _host(referrer: bytes) -> str | None:
 
 
 def client_address(
-    forwarded_for: bytes, peer: str, trusted: tuple[IPNetwork, ...]
+    forwarded_for: bytes, peer: str, trusted: tuple["IPNetwork", ...]
 ) -> str:
     """Return the visitor's address: the peer, or what trusted proxies forwarded.
 
@@ -349,7 +352,7 @@ def client_address(
     return hops[0] or peer
 
 
-def _is_trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+def _is_trusted(address: str, trusted: tuple["IPNetwork", ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -5,7 +5,6 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
 from linkbroker.errors import StorageError
@@ -82,6 +81,8 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 def migrations() -> list[tuple[int, str]]:
     """Return the numbered sections of schema.sql, in order."""
+    from importlib import resources  # read only when a database needs upgrading
+
     text = resources.files("linkbroker").joinpath("schema.sql").read_text("utf-8")
     marks = list(_SECTION.finditer(text))
     sections = []

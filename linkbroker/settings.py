@@ -4,12 +4,13 @@ Each value comes from an explicit option first, then its LINKBROKER_* environmen
 variable, then a default under the user's data directory.
 """
 
-import ipaddress
+from __future__ import annotations
+
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from linkbroker.errors import ConfigError
 
@@ -17,7 +18,10 @@ APP_NAME = "linkbroker"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 _T = TypeVar("_T")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+if TYPE_CHECKING:  # ipaddress is imported only where proxies are configured
+    import ipaddress
+
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Settings:
         cache_dir: Path | None = None,
         base_url: str | None = None,
         environ: Mapping[str, str] | None = None,
-    ) -> "Settings":
+    ) -> Settings:
         """Build the settings from explicit values, the environment and defaults."""
         env = os.environ if environ is None else environ
         return cls(
@@ -153,6 +157,10 @@ def _path(raw: str | None) -> Path | None:
 
 
 def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    if not raw.strip():
+        return ()
+    import ipaddress
+
     networks = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         try:

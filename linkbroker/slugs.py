@@ -1,7 +1,6 @@
 """Generating and validating slugs."""
 
 import re
-import secrets
 
 from linkbroker.errors import InvalidSlug
 
@@ -33,6 +32,8 @@ _WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 def generate(length: int) -> str:
     """Return a random slug of `length` characters from the look-alike-free alphabet."""
+    import secrets  # only when a link is made; resolving never needs it
+
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
