@@ -4,9 +4,10 @@
 The requirement: `linkbroker resolve` starts within 20% of a bare Typer app with the
 same number of commands. The bare app is generated in a temporary folder with as
 many commands as linkbroker's CLI has, each echoing its one argument. Both run with
-this interpreter, warm, many times: through hyperfine where it is on PATH, through a
-loop of subprocess runs otherwise. `linkbroker list` is timed too, for information
-only: it draws a rich table, so it is expected to start slower.
+this interpreter, warm, many times, in a loop that takes turns between the commands,
+so that a machine's drift over the run weighs on both alike; `--hyperfine` times each
+command in a block of its own instead. `linkbroker list` is timed too, for
+information only: it draws a rich table, so it is expected to start slower.
 
 Run it from the repository root:
 
@@ -70,9 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=30, help="timed runs per command")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first")
     parser.add_argument(
-        "--no-hyperfine",
+        "--hyperfine",
         action="store_true",
-        help="time with a subprocess loop even where hyperfine is on PATH",
+        help="time each command in its own block with hyperfine",
     )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when resolve is over the limit"
@@ -247,7 +248,7 @@ def print_ratio(label: str, timing: Timing, bare: Timing, *, judged: bool) -> bo
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     count = count_commands()
-    hyperfine = None if args.no_hyperfine else shutil.which("hyperfine")
+    hyperfine = shutil.which("hyperfine") if args.hyperfine else None
 
     with tempfile.TemporaryDirectory(prefix="linkbroker-bench-") as name:
         folder = Path(name)

@@ -12,12 +12,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from linkbroker import database, slugs
-from linkbroker.cache import LinkCache
 from linkbroker.errors import LinkNotFound, SlugTaken, StorageError
 from linkbroker.model import Link, Target
 from linkbroker.settings import Settings
 
 if TYPE_CHECKING:
+    from linkbroker.cache import LinkCache
     from linkbroker.destinations import Policy
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,12 @@ class LinkStore:
         return Policy(self.settings)
 
     @cached_property
-    def cache(self) -> LinkCache:
+    def cache(self) -> "LinkCache":
         """The shared cache, in a namespace of this database's own."""
+        # Imported here: a one-shot command that reads SQLite alone skips the
+        # cost of importing and opening diskcache.
+        from linkbroker.cache import LinkCache
+
         return LinkCache(
             self.settings.cache_dir,
             self._meta("instance_id"),

@@ -48,9 +48,11 @@ def resolve(
     slug: Annotated[str, typer.Argument(help="The slug to look up.")],
 ) -> None:
     """Print where SLUG leads, without counting a click."""
+    # Straight from the database: a one-shot process gains nothing from the shared
+    # cache, and opening it would cost more than the look-up itself.
     with options(ctx).store() as store:
-        target = store.require(slug)
-    typer.echo(target.destination)
+        link = store.get(slug)
+    typer.echo(link.destination)
 
 
 @app.command("list")
