@@ -14,7 +14,6 @@ them. They keep only links they found, never absences, so a new link needs no bu
 
 import math
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,11 +65,11 @@ class LinkCache:
         entry: Entry | None = self._cache.get(self._prefix + slug)
         return entry
 
-    def fill(self, found: Iterable[tuple[str, Target | None]]) -> None:
-        """Cache what readers found on misses, unless writers got there first."""
-        with self._cache.transact(retry=True):  # one commit for the lot
-            for slug, target in found:
-                self._cache.add(self._prefix + slug, Entry(target), expire=_ttl(target))
+    def fill(self, slug: str, target: Target | None) -> None:
+        """Cache what a reader found on a miss, unless a writer got there first."""
+        self._cache.add(
+            self._prefix + slug, Entry(target), expire=_ttl(target), retry=True
+        )
 
     def put(self, slug: str, target: Target | None, *, changed: bool = True) -> None:
         """Record a committed write: the new target, or None for a removed link.

@@ -37,10 +37,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 POLL_INTERVAL = 0.2
-FILL_EVERY_POLLS = 5
-# Misses waiting to be written to the shared cache; past this, they are skipped:
-# the cache is an optimisation, and a flood of unknown slugs must not grow memory.
-MAX_FILLS = 10_000
 SWITCH_INTERVAL = 0.0005
 # Bounds the per-worker dict: about 600 bytes an entry, so some 3 MiB at most.
 LOCAL_ENTRIES = 5_000
@@ -103,7 +99,6 @@ class App:
         self.api: Api | None = None
         self._local: dict[str, Message] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._fills: list[tuple[str, Target | None]] = []
         self._generation = 0
         self._keep_forwarded = bool(settings.trusted_proxies)
 
@@ -148,9 +143,7 @@ class App:
         """
         if not slugs.is_well_formed(slug):
             return None
-        target, missed = self._store().lookup(slug)
-        if missed and len(self._fills) < MAX_FILLS:
-            self._fills.append((slug, target))
+        target = self._store().resolve(slug)
         if target is None:
             return None
         start = _redirect(target)
@@ -251,24 +244,10 @@ class App:
             self.tokens.close()
 
     async def _watch_generation(self) -> None:
-        polls = 0
         while True:
             await asyncio.sleep(POLL_INTERVAL)
             with contextlib.suppress(LinkbrokerError):
                 self.refresh()
-            polls += 1
-            if polls % FILL_EVERY_POLLS == 0 and self._fills:
-                await self._fill_shared_cache()
-
-    async def _fill_shared_cache(self) -> None:
-        # Cache misses are written to the shared cache in one transaction, off the
-        # event loop: a write per miss on the loop would stall every request behind
-        # it whenever many different links are asked for at once.
-        found, self._fills = self._fills, []
-        try:
-            await asyncio.to_thread(self._store().cache.fill, found)
-        except LinkbrokerError:
-            logger.warning("could not fill the shared cache", exc_info=True)
 
     def refresh(self) -> None:
         """Drop the local copies if any process changed a link since the last look."""

@@ -113,27 +113,18 @@ class LinkStore:
 
     def resolve(self, slug: str) -> Target | None:
         """Return where `slug` leads, or None; a malformed slug touches no storage."""
-        target, missed = self.lookup(slug)
-        if missed:
-            self.cache.fill([(slug, target)])
-        return target
-
-    def lookup(self, slug: str) -> tuple[Target | None, bool]:
-        """Return where `slug` leads, and whether the cache missed it.
-
-        For a caller that fills the cache later, in a batch: `resolve` is this
-        followed by `cache.fill`.
-        """
         if not slugs.is_well_formed(slug):
-            return None, False
+            return None
         entry = self.cache.get(slug)
         if entry is not None:
-            return entry.target, False
+            return entry.target
 
         row = self.conn.execute(
             "SELECT destination_url FROM links WHERE slug = ?", (slug,)
         ).fetchone()
-        return (None if row is None else Target(row[0])), True
+        target = None if row is None else Target(row[0])
+        self.cache.fill(slug, target)
+        return target
 
     def require(self, slug: str) -> Target:
         """Return where `slug` leads; raise LinkNotFound if it leads nowhere."""

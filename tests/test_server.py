@@ -104,7 +104,7 @@ async def test_malformed_slug_never_touches_storage(
     def explode(slug: str) -> None:
         raise AssertionError(f"storage was asked about {slug!r}")
 
-    monkeypatch.setattr(app.store, "lookup", explode)
+    monkeypatch.setattr(app.store, "resolve", explode)
     for path in ("/a.b", "/" + "x" * 65, "/a/b", "/%00", "/healthz/x"):
         assert (await client.get(path)).status_code == 404
 
@@ -338,22 +338,5 @@ async def test_storage_failure_is_a_503_not_a_500(
     def broken(slug: str) -> None:
         raise StorageError("disk on fire", slug)
 
-    monkeypatch.setattr(app.store, "lookup", broken)
+    monkeypatch.setattr(app.store, "resolve", broken)
     assert (await client.get("/unseen")).status_code == 503
-
-
-async def test_misses_reach_the_shared_cache_in_a_batch(
-    app: App, client: httpx.AsyncClient
-) -> None:
-    assert app.store is not None
-    app.store.cache._cache.clear()
-    await client.get("/promo")
-    await client.get("/never-made")
-    assert app.store.cache.get("promo") is None  # not written on the request path
-
-    await app._fill_shared_cache()
-    promo, missing = app.store.cache.get("promo"), app.store.cache.get("never-made")
-    assert promo is not None
-    assert promo.target is not None
-    assert missing is not None
-    assert missing.target is None

@@ -213,7 +213,7 @@ def test_a_fill_from_a_read_older_than_a_delete_loses(settings: Settings) -> Non
 
         stale = _reader_reads_sqlite(reader, "race")
         writer.delete("race")  # commits, then writes the absent state
-        reader.cache.fill([("race", stale)])  # the reader finishes late
+        reader.cache.fill("race", stale)  # the reader finishes late
 
         assert reader.resolve("race") is None
         assert writer.resolve("race") is None
@@ -228,7 +228,7 @@ def test_a_fill_that_lands_before_the_writers_put_is_replaced(
 
         stale = _reader_reads_sqlite(reader, "race")
         writer.conn.execute("DELETE FROM links WHERE slug = 'race'")  # committed...
-        reader.cache.fill([("race", stale)])  # ...the reader fills before the put...
+        reader.cache.fill("race", stale)  # ...the reader fills before the put...
         writer.cache.put("race", None)  # ...and the writer's put wins
 
         assert reader.resolve("race") is None
@@ -240,5 +240,5 @@ def test_a_fill_from_a_read_older_than_a_create_loses(settings: Settings) -> Non
         stale = _reader_reads_sqlite(reader, "fresh")
         assert stale is None
         writer.create("https://example.com/new", "fresh")
-        reader.cache.fill([("fresh", stale)])
+        reader.cache.fill("fresh", stale)
         assert reader.resolve("fresh") == Target("https://example.com/new")
