@@ -237,7 +237,7 @@ class App:
             # The last asynchronous flush failed; one more try before giving up.
             logger.warning("retrying the last %d clicks before stopping", left)
             recorder.flush_now()
-        logger.info("stopped after writing %d clicks", recorder.written)
+        logger.info("stopped; clicks written since start: %d", recorder.written)
         recorder.close()
         self._store().close()
         if self.tokens is not None:
