@@ -352,6 +352,13 @@ def main() -> int:
         help="links in the memory run (0 skips it)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="worker counts to compare",
+    )
+    parser.add_argument(
         "--memory-only",
         action="store_true",
         help="skip the comparison and run only the memory run",
@@ -361,7 +368,7 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="linkbroker-bench-") as folder:
         tmp = Path(folder)
-        for workers in () if args.memory_only else (1, 2):
+        for workers in () if args.memory_only else args.workers:
             ok = compare(workers, args, tmp) and ok
 
         if args.million:
