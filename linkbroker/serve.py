@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock = config.bind_socket()
     except SystemExit:
-        return 1  # uvicorn has logged why (address in use, permission denied)
+        # uvicorn has logged the system's reason (address in use, permission denied).
+        logger.error(
+            "cannot listen on %s:%d; stop what uses it or choose another --port",
+            args.host,
+            args.port,
+        )
+        return 1
     host, port = sock.getsockname()[:2]
     logger.info(
         "serving http://%s:%d with %d worker%s; database %s, cache %s",
