@@ -116,7 +116,8 @@ def _split(url: str) -> SplitResult:
 def _ascii_host(url: str, hostname: str) -> str:
     if not hostname:
         raise InvalidDestination(
-            f"The destination {url!r} has no host; give one, as in https://example.com/.",
+            f"The destination {url!r} has no host; give one, as in "
+            "https://example.com/.",
             url,
         )
     if ":" in hostname:  # an IPv6 literal, which urlsplit has already checked

@@ -30,175 +30,168 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _json(_ERROR, described[status]) for status in statuses}
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, **extra, "responses": responses}
+
+
 def _slug_parameter() -> dict[str, Any]:
     return {"name": "slug", "in": "path", "required": True, "schema": _SLUG}
 
 
-def _paths() -> dict[str, Any]:
-    one_link = {"parameters": [_slug_parameter()]}
-    body = {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Edit"}}
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema}
+
+
+def _collection_paths() -> dict[str, Any]:
+    shorten = _operation(
+        "Make a short link",
+        {
+            "201": _json(_ref("ShortenResponse"), "Made."),
+            **_errors(400, 401, 409, 413, 415, 422, 429),
         },
-    }
+        requestBody=_body("ShortenRequest"),
+    )
+    listing = _operation(
+        "List links, newest first",
+        {"200": _json(_ref("LinkPage"), "A page."), **_errors(400, 401)},
+        parameters=[
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            _query("offset", {"type": "integer", "minimum": 0}),
+        ],
+    )
+    document = _operation(
+        "This document",
+        {"200": _json({"type": "object"}, "The document."), **_errors(401)},
+    )
     return {
-        "/api/shorten": {
-            "post": {
-                "summary": "Make a short link",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/ShortenRequest"}
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _json(
-                        {"$ref": "#/components/schemas/ShortenResponse"}, "Made."
-                    ),
-                    **_errors(400, 401, 409, 413, 415, 422, 429),
-                },
-            }
-        },
-        "/api/links": {
-            "get": {
-                "summary": "List links, newest first",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    },
-                    {
-                        "name": "offset",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 0},
-                    },
-                ],
-                "responses": {
-                    "200": _json({"$ref": "#/components/schemas/LinkPage"}, "A page."),
-                    **_errors(400, 401),
-                },
-            }
-        },
-        "/api/links/{slug}": {
-            **one_link,
-            "get": {
-                "summary": "One link with its click counts",
-                "responses": {"200": _json(_LINK, "The link."), **_errors(401, 404)},
-            },
-            "patch": {
-                "summary": "Change a link's destination",
-                "requestBody": body,
-                "responses": {
-                    "200": _json(_LINK, "Changed."),
-                    **_errors(400, 401, 404, 413, 415, 422, 429),
-                },
-            },
-            "delete": {
-                "summary": "Delete a link",
-                "responses": {
-                    "204": {"description": "Deleted."},
-                    **_errors(401, 404, 429),
-                },
-            },
-        },
-        "/api/links/{slug}/stats": {
-            **one_link,
-            "get": {
-                "summary": "A link's clicks per day, referrers and bot reasons",
-                "responses": {
-                    "200": _json({"$ref": "#/components/schemas/Stats"}, "The stats."),
-                    **_errors(401, 404),
-                },
-            },
-        },
-        "/api/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "responses": {
-                    "200": _json({"type": "object"}, "The document."),
-                    **_errors(401),
-                },
-            }
-        },
+        "/api/shorten": {"post": shorten},
+        "/api/links": {"get": listing},
+        "/api/openapi.json": {"get": document},
     }
 
 
-def _schemas() -> dict[str, Any]:
-    count = {"type": "integer", "minimum": 0}
-    link = {
+def _link_paths() -> dict[str, Any]:
+    one_link = {
+        "parameters": [_slug_parameter()],
+        "get": _operation(
+            "One link with its click counts",
+            {"200": _json(_LINK, "The link."), **_errors(401, 404)},
+        ),
+        "patch": _operation(
+            "Change a link's destination",
+            {
+                "200": _json(_LINK, "Changed."),
+                **_errors(400, 401, 404, 413, 415, 422, 429),
+            },
+            requestBody=_body("Edit"),
+        ),
+        "delete": _operation(
+            "Delete a link",
+            {"204": {"description": "Deleted."}, **_errors(401, 404, 429)},
+        ),
+    }
+    stats = {
+        "parameters": [_slug_parameter()],
+        "get": _operation(
+            "A link's clicks per day, referrers and bot reasons",
+            {"200": _json(_ref("Stats"), "The stats."), **_errors(401, 404)},
+        ),
+    }
+    return {"/api/links/{slug}": one_link, "/api/links/{slug}/stats": stats}
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+
+
+def _link_schema() -> dict[str, Any]:
+    return {
         "type": "object",
         "required": ["slug", "destination", "created_at", "clicks", "bot_clicks"],
         "properties": {
             "slug": {"type": "string"},
             "destination": {"type": "string"},
             "created_at": {"type": "string"},
-            "clicks": count,
-            "bot_clicks": count,
+            "clicks": _COUNT,
+            "bot_clicks": _COUNT,
         },
     }
-    counted = {
-        "type": "array",
-        "items": {"type": "object", "properties": {"clicks": count}},
-    }
+
+
+def _error_schema() -> dict[str, Any]:
     return {
-        "Error": {
-            "type": "object",
-            "required": ["success", "error"],
-            "properties": {
-                "success": {"type": "boolean", "enum": [False]},
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                    },
+        "type": "object",
+        "required": ["success", "error"],
+        "properties": {
+            "success": {"type": "boolean", "enum": [False]},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string"},
                 },
             },
         },
-        "Link": link,
+    }
+
+
+def _request_schemas() -> dict[str, Any]:
+    destination = {"type": "string", "maxLength": 2048}
+    return {
         "ShortenRequest": {
             "type": "object",
             "required": ["destination"],
             "additionalProperties": False,
-            "properties": {
-                "destination": {"type": "string", "maxLength": 2048},
-                "slug": _SLUG,
-            },
-        },
-        "ShortenResponse": {
-            "type": "object",
-            "required": ["success", "shortUrl", "slug", "destination"],
-            "properties": {
-                "success": {"type": "boolean", "enum": [True]},
-                "shortUrl": {"type": "string"},
-                "slug": {"type": "string"},
-                "destination": {"type": "string"},
-            },
+            "properties": {"destination": destination, "slug": _SLUG},
         },
         "Edit": {
             "type": "object",
             "required": ["destination"],
             "additionalProperties": False,
-            "properties": {"destination": {"type": "string", "maxLength": 2048}},
+            "properties": {"destination": destination},
+        },
+    }
+
+
+def _response_schemas() -> dict[str, Any]:
+    counted = {
+        "type": "array",
+        "items": {"type": "object", "properties": {"clicks": _COUNT}},
+    }
+    text = {"type": "string"}
+    return {
+        "ShortenResponse": {
+            "type": "object",
+            "required": ["success", "shortUrl", "slug", "destination"],
+            "properties": {
+                "success": {"type": "boolean", "enum": [True]},
+                "shortUrl": text,
+                "slug": text,
+                "destination": text,
+            },
         },
         "LinkPage": {
             "type": "object",
             "required": ["links", "limit", "offset", "next_offset"],
             "properties": {
-                "links": {"type": "array", "items": link},
-                "limit": count,
-                "offset": count,
+                "links": {"type": "array", "items": _link_schema()},
+                "limit": _COUNT,
+                "offset": _COUNT,
                 "next_offset": {"type": ["integer", "null"]},
             },
         },
         "Stats": {
             "allOf": [
-                link,
+                _link_schema(),
                 {
                     "type": "object",
                     "required": ["daily", "top_referrers", "bot_reasons"],
@@ -210,6 +203,15 @@ def _schemas() -> dict[str, Any]:
                 },
             ]
         },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    return {
+        "Error": _error_schema(),
+        "Link": _link_schema(),
+        **_request_schemas(),
+        **_response_schemas(),
     }
 
 
@@ -229,5 +231,5 @@ def document(base_url: str) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(),
         },
-        "paths": _paths(),
+        "paths": {**_collection_paths(), **_link_paths()},
     }

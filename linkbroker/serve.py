@@ -43,10 +43,9 @@ def log_config() -> dict[str, object]:
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGTERM or SIGINT, then flush every click and exit 0."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    config = uvicorn.Config(
+def uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
+    """Return the uvicorn settings every worker runs under."""
+    return uvicorn.Config(
         "linkbroker.server:create_app",
         factory=True,
         host=args.host,
@@ -59,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         log_config=log_config(),
         server_header=False,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, then flush every click and exit 0."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    config = uvicorn_config(args)
     try:
         settings = Settings.load()
     except LinkbrokerError as exc:
@@ -78,13 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     logger.info(
         "serving http://%s:%d with %d worker%s; database %s, cache %s",
-        host,
-        port,
-        args.workers,
-        "s" * (args.workers != 1),
-        settings.db_path,
-        settings.cache_dir,
+        *(host, port, args.workers, "s" * (args.workers != 1)),
+        *(settings.db_path, settings.cache_dir),
     )
+
     _stop_quietly_on_signals()
     if args.workers > 1:
         Multiprocess(config, sockets=[sock]).run()
