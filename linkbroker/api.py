@@ -10,12 +10,14 @@ from linkbroker's exceptions to HTTP statuses lives in `_ERRORS`, and nowhere el
 import json
 import logging
 import math
+import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 from linkbroker import openapi
+from linkbroker.clicks import client_address
 from linkbroker.errors import (
     ConfigError,
     InvalidDestination,
@@ -81,6 +83,10 @@ class Api:
             return await self._dispatch(scope, receive), []
         except ApiError as exc:
             return (exc.status, _error(exc.code, str(exc))), exc.headers
+        except sqlite3.Error as exc:
+            logger.exception("API request failed on storage")
+            message = f"The link store is unavailable ({exc}); try again."
+            return (HTTPStatus.SERVICE_UNAVAILABLE, _error("unavailable", message)), []
         except LinkbrokerError as exc:
             status, code = _status_of(exc)
             if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
@@ -172,8 +178,11 @@ class Api:
 
     def _limit(self, scope: Message) -> None:
         client = scope.get("client")
+        peer = client[0] if client else ""
+        forwarded = _header(scope, b"x-forwarded-for").encode("latin-1")
+        address = client_address(forwarded, peer, self.settings.trusted_proxies)
         self.store.cache.limit(f"token:{scope['linkbroker.token']}", self.settings)
-        self.store.cache.limit(f"address:{client[0] if client else ''}", self.settings)
+        self.store.cache.limit(f"address:{address}", self.settings)
 
 
 def _allow(method: str, *allowed: str) -> None:
@@ -274,7 +283,9 @@ def _int_param(
     if not values:
         return default
     raw = values[-1]
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # isdigit alone admits '²' and numbers too long for int(); both are refused.
+    valid = raw.isascii() and raw.isdigit() and len(raw) <= 19
+    if not valid or not low <= int(raw) <= high:
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             "invalid_parameter",

@@ -121,6 +121,12 @@ def _ascii_host(url: str, hostname: str) -> str:
             url,
         )
     if ":" in hostname:  # an IPv6 literal, which urlsplit has already checked
+        if "%" in hostname:
+            raise InvalidDestination(
+                f"The destination {url!r} names an IPv6 zone ({hostname}), which "
+                "only means something on one machine; remove the part after '%'.",
+                url,
+            )
         return f"[{hostname}]"
     try:
         host = idna.encode(hostname.rstrip("."), uts46=True).decode("ascii")
@@ -214,7 +220,7 @@ class Policy:
             if stamp != self._blocklist_stamp:
                 self._blocked = _read_blocklist(path)
                 self._blocklist_stamp = stamp
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
                 f"The blocklist {str(path)!r} cannot be read ({exc}); fix "
                 "LINKBROKER_BLOCKLIST or the file.",
@@ -244,22 +250,29 @@ def _refuse_private(url: str, host: str) -> None:
         address = _literal_address(host)
     if address is None:
         return
-    mapped = getattr(address, "ipv4_mapped", None)
-    address = mapped or address
-    if (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_reserved
-        or address.is_multicast
-    ):
+    address = _embedded_ipv4(address) or address
+    # Anything not routable on the public internet: private, loopback, link-local,
+    # carrier-grade NAT, reserved, documentation and multicast ranges alike.
+    if not address.is_global or address.is_multicast:
         raise InvalidDestination(
             f"The destination {url!r} points at a local or private address "
             f"({address}); links may not lead into private networks. Set "
             "LINKBROKER_ALLOW_PRIVATE=1 to allow it.",
             url,
         )
+
+
+def _embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | None:
+    """Return the IPv4 address an IPv6 one carries (mapped, 6to4, Teredo), if any."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    return address.teredo[1] if address.teredo else None
 
 
 def _literal_address(

@@ -10,20 +10,20 @@ everywhere within POLL_INTERVAL (plus one poll's time).
 """
 
 import asyncio
-import contextlib
 import gc
 import json
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
-from linkbroker import slugs
+from linkbroker import destinations, slugs
 from linkbroker.api import Api
 from linkbroker.clicks import ClickRecorder, RawClick
-from linkbroker.errors import LinkbrokerError
+from linkbroker.errors import InvalidDestination, LinkbrokerError
 from linkbroker.model import Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
@@ -80,12 +80,28 @@ _UNAVAILABLE = _text(
 )
 
 
-def _redirect(target: Target) -> Message:
-    location = target.destination.encode("ascii")
+def _redirect(target: Target) -> Message | None:
+    location: bytes | None
+    try:
+        location = target.destination.encode("ascii")
+    except UnicodeEncodeError:
+        location = _legacy_location(target.destination)
+    if location is None:
+        return None
     return _start(
         HTTPStatus.FOUND,
         [(b"location", location), NO_STORE, (b"content-length", b"0")],
     )
+
+
+def _legacy_location(destination: str) -> bytes | None:
+    # Links written by linkbroker are stored in ASCII; a row carried over from an
+    # older database may not be, and is put in the stored form on the fly.
+    try:
+        return destinations.normalize(destination).encode("ascii")
+    except InvalidDestination:
+        logger.warning("not serving %r: it is not a valid destination", destination)
+        return None
 
 
 class App:
@@ -121,7 +137,7 @@ class App:
                 return
             try:
                 start = self._lookup(slug)
-            except LinkbrokerError:
+            except (LinkbrokerError, sqlite3.Error):
                 logger.exception("could not resolve %r", slug)
                 await self._reply(send, scope, _UNAVAILABLE)
                 return
@@ -147,6 +163,8 @@ class App:
         if target is None:
             return None
         start = _redirect(target)
+        if start is None:
+            return None
         if len(self._local) >= LOCAL_ENTRIES:
             self._local.clear()
         self._local[slug] = start
@@ -236,7 +254,10 @@ class App:
         if left:
             # The last asynchronous flush failed; one more try before giving up.
             logger.warning("retrying the last %d clicks before stopping", left)
-            recorder.flush_now()
+            try:
+                recorder.flush_now()
+            except sqlite3.Error:
+                logger.exception("lost %d clicks: the database refused them", left)
         logger.info("stopped; clicks written since start: %d", recorder.written)
         recorder.close()
         self._store().close()
@@ -246,8 +267,11 @@ class App:
     async def _watch_generation(self) -> None:
         while True:
             await asyncio.sleep(POLL_INTERVAL)
-            with contextlib.suppress(LinkbrokerError):
+            try:
                 self.refresh()
+            except Exception:
+                # Keep polling: a worker that stopped would serve stale links.
+                logger.exception("could not read the cache's generation")
 
     def refresh(self) -> None:
         """Drop the local copies if any process changed a link since the last look."""

@@ -27,7 +27,11 @@ logger = logging.getLogger(__name__)
 TRIES_PER_LENGTH = 3
 EXTRA_LENGTHS = 3
 
-_COLUMNS = "slug, destination_url, created_at, coalesce(clicks, 0), bot_clicks"
+# created_at is cast: rows carried over from other tools may hold numbers or NULL.
+_COLUMNS = (
+    "slug, destination_url, coalesce(CAST(created_at AS TEXT), ''), "
+    "coalesce(clicks, 0), bot_clicks"
+)
 
 
 class LinkStore:
@@ -185,9 +189,19 @@ class LinkStore:
 
     def delete(self, slug: str) -> Link:
         """Delete the link named `slug` and return it; raise LinkNotFound if none."""
-        row = self.conn.execute(
-            f"DELETE FROM links WHERE slug = ? RETURNING {_COLUMNS}", (slug,)
-        ).fetchone()
+        # The counters go with the link, so that a slug made again starts from
+        # nothing; raw click rows age out with the retention period.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.conn.execute(
+                f"DELETE FROM links WHERE slug = ? RETURNING {_COLUMNS}", (slug,)
+            ).fetchone()
+            self.conn.execute("DELETE FROM daily_clicks WHERE slug = ?", (slug,))
+            self.conn.execute("DELETE FROM daily_sources WHERE slug = ?", (slug,))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
         if row is None:
             raise _not_found(slug)
 

@@ -183,7 +183,17 @@ async def test_links_are_listed_newest_first_in_pages(api: httpx.AsyncClient) ->
     assert last["next_offset"] is None
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=abc", "limit=1001", "offset=-1"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=abc",
+        "limit=1001",
+        "offset=-1",
+        "limit=%C2%B2",  # '²' is a digit to str.isdigit, not to int()
+        "offset=" + "9" * 5000,
+    ],
+)
 async def test_bad_page_parameters_are_400(api: httpx.AsyncClient, query: str) -> None:
     response = await api.get(f"/api/links?{query}")
     assert response.status_code == 400

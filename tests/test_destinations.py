@@ -59,6 +59,11 @@ def test_accepted_destinations_are_stored_in_ascii(given_url: str, stored: str) 
             "https://example.com/\ud800", "not a valid Unicode", id="surrogate"
         ),
         pytest.param("https://example.com:99999/", "invalid port", id="port"),
+        pytest.param(
+            "http://[2606:4700::1%25%C3%A9]/", "not a valid URL", id="zone id"
+        ),
+        pytest.param("http://[2606:4700::1%25é]/", "IPv6 zone", id="zone id unicode"),
+        pytest.param("http://[fe80::1%eth0]/", "IPv6 zone", id="zone id raw"),
         pytest.param("https://exa_mple.com/", "invalid host", id="underscore host"),
         pytest.param("https://a..b/", "invalid host", id="empty label"),
         pytest.param("https://a.example\\@evil.example/", "user name", id="backslash"),

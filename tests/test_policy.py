@@ -42,6 +42,9 @@ def _policy(tmp_path: Path, **env: str) -> Policy:
         pytest.param("http://2130706433/", id="decimal"),
         pytest.param("http://0x7f000001/", id="hex"),
         pytest.param("http://0177.0.0.1/", id="octal"),
+        pytest.param("http://100.64.0.1/", id="carrier-grade nat"),
+        pytest.param("http://[2002:7f00:1::]/", id="6to4 wrapping loopback"),
+        pytest.param("http://198.18.0.1/", id="benchmarking range"),
     ],
 )
 def test_private_and_local_addresses_are_refused(tmp_path: Path, url: str) -> None:
@@ -96,6 +99,16 @@ def test_blocklist_changes_are_read_without_a_restart(tmp_path: Path) -> None:
     os.utime(blocklist, (1, 1))  # a new mtime whatever the clock's resolution
     with pytest.raises(InvalidDestination):
         policy.check("https://later.example/")
+
+
+def test_blocklist_that_is_not_utf8_is_a_clear_error(
+    tmp_path: Path, cli: Invoke, settings: Settings
+) -> None:
+    blocklist = tmp_path / "latin1.txt"
+    blocklist.write_bytes(b"caf\xe9.example\n")
+    policy = _policy(tmp_path, LINKBROKER_BLOCKLIST=str(blocklist))
+    with pytest.raises(ConfigError, match="cannot be read"):
+        policy.check("https://example.com/")
 
 
 def test_missing_blocklist_is_a_clear_error(tmp_path: Path) -> None:

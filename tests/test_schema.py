@@ -110,3 +110,21 @@ def test_a_failed_migration_leaves_the_database_as_it_was(settings: Settings) ->
 
 def test_schema_version_constant_matches_schema_sql() -> None:
     assert database.latest_version() == database.SCHEMA_VERSION
+
+
+def test_odd_rows_from_older_databases_are_listed_and_served(
+    settings: Settings,
+) -> None:
+    _edge_database(settings.db_path)
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute(
+        "INSERT INTO links VALUES ('old', 'https://exämple.com/ü', 1714557600, NULL)"
+    )
+    conn.commit()
+    conn.close()
+
+    with LinkStore(settings) as store:
+        old = store.get("old")
+        assert old.created_at == "1714557600"
+        assert old.clicks == 0
+        assert {link.slug for link in store.newest()} >= {"old", "docs"}

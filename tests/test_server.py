@@ -340,3 +340,33 @@ async def test_storage_failure_is_a_503_not_a_500(
 
     monkeypatch.setattr(app.store, "resolve", broken)
     assert (await client.get("/unseen")).status_code == 503
+
+
+async def test_a_non_ascii_destination_from_an_older_database_is_served_encoded(
+    app: App, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute(
+        "INSERT INTO links (slug, destination_url) VALUES ('leg', 'https://exämple.com/ü')"
+    )
+    conn.commit()
+    conn.close()
+    response = await client.get("/leg")
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://xn--exmple-cua.com/%C3%BC"
+
+
+async def test_a_deleted_slug_made_again_starts_without_old_counts(
+    app: App, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await client.get("/promo", headers={"referer": "https://old.example/"})
+    await app._recorder().flush()
+    with LinkStore(settings) as store:
+        store.delete("promo")
+        store.create("https://example.com/new", "promo")
+        from linkbroker.stats import link_report
+
+        report = link_report(store, "promo")
+    assert report["clicks"] == 0
+    assert sum(day["human"] for day in report["daily"]) == 0
+    assert report["top_referrers"] == []
