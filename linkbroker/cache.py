@@ -79,10 +79,12 @@ class LinkCache:
         copy of a slug it found absent.
         """
         entry = Entry(target)
+        if not changed:
+            self._cache.set(self._prefix + slug, entry, expire=_ttl(target), retry=True)
+            return
         with self._cache.transact(retry=True):  # one commit for both
             self._cache.set(self._prefix + slug, entry, expire=_ttl(target))
-            if changed:
-                self._cache.incr(self._generation_key, default=0)
+            self._cache.incr(self._generation_key, default=0)
 
     def limit(self, key: str, settings: Settings) -> None:
         """Take one write from `key`'s allowance; raise RateLimited when it is spent.

@@ -188,7 +188,7 @@ class App:
     async def _api_reply(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.api is not None, "startup opens the API"
         (status, payload), extra = await self.api.handle(scope, receive)
-        if scope["method"] != "GET":
+        if scope["method"] in {"PATCH", "DELETE"}:
             self.refresh()  # this worker serves its own change at once
         body = b"" if payload is None else json.dumps(payload).encode()
         headers = [
