@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -48,14 +49,14 @@ def _request(url: str, method: str, path: str, token: str, body: object = None) 
         conn.close()
 
 
-def _in_parallel(count: int, call: "object") -> list[int]:
+def _in_parallel(count: int, call: Callable[[int], int]) -> list[int]:
     results: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(count)
 
     def run(n: int) -> None:
         start.wait()
-        status = call(n)  # type: ignore[operator]
+        status = call(n)
         with lock:
             results.append(status)
 

@@ -13,7 +13,6 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from live import LiveServer, live_server
 from schemathesis import checks
-from schemathesis.openapi import checks as openapi_checks  # noqa: F401
 
 from linkbroker import openapi
 from linkbroker.settings import Settings
