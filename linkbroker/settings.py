@@ -7,40 +7,51 @@ variable, then a default under the user's data directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from linkbroker.errors import ConfigError
 
 APP_NAME = "linkbroker"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
-_T = TypeVar("_T")
 if TYPE_CHECKING:  # ipaddress is imported only where proxies are configured
     import ipaddress
 
     IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# The numeric settings, each once: field, variable, type, default, lowest, highest.
+_NUMBERS: tuple[tuple[str, str, type[int] | type[float], float, float, float], ...] = (
+    ("slug_length", "LINKBROKER_SLUG_LENGTH", int, 7, 4, 32),
+    ("flush_interval", "LINKBROKER_FLUSH_INTERVAL", float, 1.0, 0.01, 60.0),
+    ("flush_batch", "LINKBROKER_FLUSH_BATCH", int, 20_000, 1, 10**6),
+    ("retention_days", "LINKBROKER_RETENTION_DAYS", int, 90, 1, 10**5),
+    ("rate_limit", "LINKBROKER_RATE_LIMIT", int, 60, 0, 10**6),
+    ("rate_burst", "LINKBROKER_RATE_BURST", int, 20, 1, 10**6),
+    ("max_body", "LINKBROKER_MAX_BODY", int, 16 * 1024, 256, 2**24),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where linkbroker keeps its data and how it behaves."""
+    """Where linkbroker keeps its data and how it behaves; built by `load`."""
 
     db_path: Path
     cache_dir: Path
-    base_url: str = DEFAULT_BASE_URL
-    slug_length: int = 7
-    flush_interval: float = 1.0
-    flush_batch: int = 20_000
-    retention_days: int = 90
-    trusted_proxies: tuple[IPNetwork, ...] = field(default=())
-    rate_limit: int = 60
-    rate_burst: int = 20
-    max_body: int = 16 * 1024
-    allow_private: bool = False
-    blocklist: Path | None = None
+    base_url: str
+    slug_length: int
+    flush_interval: float
+    flush_batch: int
+    retention_days: int
+    rate_limit: int
+    rate_burst: int
+    max_body: int
+    trusted_proxies: tuple[IPNetwork, ...]
+    allow_private: bool
+    blocklist: Path | None
 
     @classmethod
     def load(
@@ -53,6 +64,10 @@ class Settings:
     ) -> Settings:
         """Build the settings from explicit values, the environment and defaults."""
         env = os.environ if environ is None else environ
+        numbers = {
+            field: _number(env, name, kind, default, low, high)
+            for field, name, kind, default, low, high in _NUMBERS
+        }
         return cls(
             db_path=Path(
                 db_path or env.get("LINKBROKER_DB") or _default_data_dir() / "links.db"
@@ -63,18 +78,10 @@ class Settings:
                 or _default_data_dir() / "cache"
             ),
             base_url=_base_url(base_url or env.get("LINKBROKER_BASE_URL")),
-            slug_length=_number(env, "LINKBROKER_SLUG_LENGTH", int, 7, 4, 32),
-            flush_interval=_number(
-                env, "LINKBROKER_FLUSH_INTERVAL", float, 1.0, 0.01, 60.0
-            ),
-            flush_batch=_number(env, "LINKBROKER_FLUSH_BATCH", int, 20_000, 1, 10**6),
-            retention_days=_number(env, "LINKBROKER_RETENTION_DAYS", int, 90, 1, 10**5),
             trusted_proxies=_networks(env.get("LINKBROKER_TRUSTED_PROXIES", "")),
-            rate_limit=_number(env, "LINKBROKER_RATE_LIMIT", int, 60, 0, 10**6),
-            rate_burst=_number(env, "LINKBROKER_RATE_BURST", int, 20, 1, 10**6),
-            max_body=_number(env, "LINKBROKER_MAX_BODY", int, 16 * 1024, 256, 2**24),
             allow_private=_flag(env, "LINKBROKER_ALLOW_PRIVATE"),
             blocklist=_path(env.get("LINKBROKER_BLOCKLIST")),
+            **numbers,  # type: ignore[arg-type]
         )
 
     def short_url(self, slug: str) -> str:
@@ -83,20 +90,15 @@ class Settings:
 
     def environ(self) -> dict[str, str]:
         """Return these settings as LINKBROKER_* variables, for a child process."""
+        numbers = {name: str(getattr(self, field)) for field, name, *_ in _NUMBERS}
         return {
             "LINKBROKER_DB": str(self.db_path),
             "LINKBROKER_CACHE_DIR": str(self.cache_dir),
             "LINKBROKER_BASE_URL": self.base_url,
-            "LINKBROKER_SLUG_LENGTH": str(self.slug_length),
-            "LINKBROKER_FLUSH_INTERVAL": str(self.flush_interval),
-            "LINKBROKER_FLUSH_BATCH": str(self.flush_batch),
-            "LINKBROKER_RETENTION_DAYS": str(self.retention_days),
             "LINKBROKER_TRUSTED_PROXIES": ",".join(map(str, self.trusted_proxies)),
-            "LINKBROKER_RATE_LIMIT": str(self.rate_limit),
-            "LINKBROKER_RATE_BURST": str(self.rate_burst),
-            "LINKBROKER_MAX_BODY": str(self.max_body),
             "LINKBROKER_ALLOW_PRIVATE": "1" if self.allow_private else "0",
             "LINKBROKER_BLOCKLIST": str(self.blocklist or ""),
+            **numbers,
         }
 
 
@@ -122,11 +124,11 @@ def _base_url(value: str | None) -> str:
 def _number(
     env: Mapping[str, str],
     name: str,
-    kind: Callable[[str], _T],
-    default: _T,
+    kind: type[int] | type[float],
+    default: float,
     low: float,
     high: float,
-) -> _T:
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -134,7 +136,7 @@ def _number(
         value = kind(raw)
     except ValueError:
         value = None
-    if value is None or not low <= value <= high:  # type: ignore[operator]
+    if value is None or not low <= value <= high:
         raise ConfigError(
             f"{name}={raw!r} is not a number from {low:g} to {high:g}; "
             "fix or unset it.",
