@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
-from linkbroker import destinations, slugs
+from linkbroker import slugs
 from linkbroker.api import Api
 from linkbroker.clicks import ClickRecorder, RawClick
-from linkbroker.errors import InvalidDestination, LinkbrokerError
+from linkbroker.errors import LinkbrokerError
 from linkbroker.model import Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
@@ -80,28 +80,12 @@ _UNAVAILABLE = _text(
 )
 
 
-def _redirect(target: Target) -> Message | None:
-    location: bytes | None
-    try:
-        location = target.destination.encode("ascii")
-    except UnicodeEncodeError:
-        location = _legacy_location(target.destination)
-    if location is None:
-        return None
+def _redirect(target: Target) -> Message:
+    location = target.destination.encode("ascii")
     return _start(
         HTTPStatus.FOUND,
         [(b"location", location), NO_STORE, (b"content-length", b"0")],
     )
-
-
-def _legacy_location(destination: str) -> bytes | None:
-    # Links written by linkbroker are stored in ASCII; a row carried over from an
-    # older database may not be, and is put in the stored form on the fly.
-    try:
-        return destinations.normalize(destination).encode("ascii")
-    except InvalidDestination:
-        logger.warning("not serving %r: it is not a valid destination", destination)
-        return None
 
 
 class App:
@@ -163,8 +147,6 @@ class App:
         if target is None:
             return None
         start = _redirect(target)
-        if start is None:
-            return None
         if len(self._local) >= LOCAL_ENTRIES:
             self._local.clear()
         self._local[slug] = start

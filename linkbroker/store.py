@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from linkbroker import database, slugs
-from linkbroker.errors import LinkNotFound, SlugTaken, StorageError
+from linkbroker.errors import InvalidDestination, LinkNotFound, SlugTaken, StorageError
 from linkbroker.model import Link, Target
 from linkbroker.settings import Settings
 
@@ -126,7 +126,7 @@ class LinkStore:
         row = self.conn.execute(
             "SELECT destination_url FROM links WHERE slug = ?", (slug,)
         ).fetchone()
-        target = None if row is None else Target(row[0])
+        target = None if row is None else _target(row[0])
         self.cache.fill(slug, target)
         return target
 
@@ -281,6 +281,24 @@ class LinkStore:
     def _meta(self, key: str) -> str:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row.fetchone()[0])
+
+
+def _target(destination: str) -> Target | None:
+    """Return what serving a stored destination needs, always in ASCII.
+
+    linkbroker stores destinations in ASCII; a row another tool wrote may not be,
+    and is put in the stored form here, so that every reader gets a value it can
+    send in a Location header.
+    """
+    if destination.isascii():
+        return Target(destination)
+    from linkbroker.destinations import normalize
+
+    try:
+        return Target(normalize(destination))
+    except InvalidDestination:
+        logger.warning("not serving %r: it is not a valid destination", destination)
+        return None
 
 
 def _not_found(slug: str) -> LinkNotFound:

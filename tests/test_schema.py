@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from linkbroker import database
+from linkbroker.model import Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
 
@@ -128,3 +129,20 @@ def test_odd_rows_from_older_databases_are_listed_and_served(
         assert old.created_at == "1714557600"
         assert old.clicks == 0
         assert {link.slug for link in store.newest()} >= {"old", "docs"}
+
+
+def test_rows_from_older_databases_are_served_only_in_a_safe_form(
+    settings: Settings,
+) -> None:
+    _edge_database(settings.db_path)
+    conn = sqlite3.connect(settings.db_path)
+    conn.executemany(
+        "INSERT INTO links (slug, destination_url) VALUES (?, ?)",
+        [("uni", "https://exämple.com/ü"), ("js", "javascript:alert(1)")],
+    )
+    conn.commit()
+    conn.close()
+
+    with LinkStore(settings) as store:
+        assert store.resolve("uni") == Target("https://xn--exmple-cua.com/%C3%BC")
+        assert store.resolve("js") is None
