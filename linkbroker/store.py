@@ -286,11 +286,11 @@ class LinkStore:
 def _target(destination: str) -> Target | None:
     """Return what serving a stored destination needs, always in ASCII.
 
-    linkbroker stores destinations in ASCII; a row another tool wrote may not be,
-    and is put in the stored form here, so that every reader gets a value it can
-    send in a Location header.
+    linkbroker stores destinations in their checked ASCII form; a row another tool
+    wrote may be neither, and is checked and put in that form here, so that every
+    reader gets a value it can send in a Location header.
     """
-    if destination.isascii():
+    if _looks_stored(destination):
         return Target(destination)
     from linkbroker.destinations import normalize
 
@@ -299,6 +299,16 @@ def _target(destination: str) -> Target | None:
     except InvalidDestination:
         logger.warning("not serving %r: it is not a valid destination", destination)
         return None
+
+
+def _looks_stored(destination: str) -> bool:
+    # Cheap enough for every cache miss; anything else takes the full check.
+    return (
+        destination.startswith(("http://", "https://"))
+        and destination.isascii()
+        and destination.isprintable()
+        and " " not in destination
+    )
 
 
 def _not_found(slug: str) -> LinkNotFound:
