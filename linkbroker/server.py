@@ -126,12 +126,13 @@ class App:
                 await self._reply(send, scope, _UNAVAILABLE)
                 return
 
+        method = scope["method"]
         if start is None:
             await self._reply(send, scope, _NOT_FOUND)
-        elif scope["method"] not in _REDIRECT_METHODS:
+        elif method not in _REDIRECT_METHODS:
             await self._reply(send, scope, _NOT_ALLOWED)
         else:
-            self._record(slug, scope)
+            self._record(slug, scope, method == "HEAD")
             await send(start)
             await send(_EMPTY_BODY)
 
@@ -152,7 +153,7 @@ class App:
         self._local[slug] = start
         return start
 
-    def _record(self, slug: str, scope: Scope) -> None:
+    def _record(self, slug: str, scope: Scope, head: bool) -> None:
         user_agent = referrer = forwarded = b""
         for name, value in scope["headers"]:
             if name == b"user-agent":
@@ -163,7 +164,6 @@ class App:
                 forwarded = value
         client = scope.get("client")
         peer = client[0] if client else ""
-        head = scope["method"] == "HEAD"
         raw: RawClick = (slug, time.time(), head, user_agent, referrer, forwarded, peer)
         self._recorder().record(raw)
 
@@ -214,7 +214,7 @@ class App:
         # What start-up built lives as long as the worker: keep it out of every
         # later full collection, which would otherwise walk it again and again.
         gc.freeze()
-        self.store = LinkStore(self.settings, background_checkpoints=True)
+        self.store = LinkStore(self.settings, autocheckpoint=False)
         self._generation = self.store.cache.generation()
         self.clicks = ClickRecorder(
             self.settings, also_checkpoint=[self.store.cache.path]

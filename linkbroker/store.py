@@ -37,13 +37,11 @@ _COLUMNS = (
 class LinkStore:
     """Links in a SQLite file, with a diskcache folder in front."""
 
-    def __init__(
-        self, settings: Settings, *, background_checkpoints: bool = False
-    ) -> None:
+    def __init__(self, settings: Settings, *, autocheckpoint: bool = True) -> None:
         self.settings = settings
-        # A server checkpoints its WAL files from its click-flush thread instead,
-        # so that a checkpoint's fsync never lands on a request.
-        self._autocheckpoint = not background_checkpoints
+        # Without it the connections leave WAL checkpoints to the owner: a server
+        # runs them from its click-flush thread, so an fsync never delays a request.
+        self._autocheckpoint = autocheckpoint
 
     # Opened on first use, so that a command refused for bad input creates nothing.
     @cached_property
