@@ -109,7 +109,9 @@ class Api:
                 return HTTPStatus.OK, openapi.document(self.settings.base_url)
             case ["shorten"]:
                 _allow(method, "POST")
-                return self._shorten(await _json_body(scope, receive, self._max_body))
+                return self._shorten(
+                    await _json_body(scope, receive, self.settings.max_body)
+                )
             case ["links"]:
                 _allow(method, "GET")
                 return self._list(scope)
@@ -120,10 +122,6 @@ class Api:
                 return HTTPStatus.OK, link_report(self.store, slug)
         raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "No API route has this path.")
 
-    @property
-    def _max_body(self) -> int:
-        return self.settings.max_body
-
     async def _one_link(
         self, method: str, slug: str, scope: Message, receive: Receive
     ) -> Reply:
@@ -133,16 +131,14 @@ class Api:
         if method == "DELETE":
             self.store.delete(slug)
             return HTTPStatus.NO_CONTENT, None
-        body = await _json_body(scope, receive, self._max_body)
+        body = await _json_body(scope, receive, self.settings.max_body)
         _only_fields(body, {"destination"})
-        destination = _string_field(body, "destination", required=True)
-        assert destination is not None, "a required field is never None"
+        destination = _required_string(body, "destination")
         return HTTPStatus.OK, self.store.update(slug, destination).as_dict()
 
     def _shorten(self, body: dict[str, Any]) -> Reply:
         _only_fields(body, {"slug", "destination"})
-        destination = _string_field(body, "destination", required=True)
-        assert destination is not None, "a required field is never None"
+        destination = _required_string(body, "destination")
         link = self.store.create(destination, _string_field(body, "slug"))
         short_url = self.settings.short_url(link.slug)
         return HTTPStatus.CREATED, {
@@ -255,23 +251,22 @@ def _only_fields(body: dict[str, Any], known: set[str]) -> None:
         )
 
 
-def _string_field(
-    body: dict[str, Any], name: str, required: bool = False
-) -> str | None:
+def _string_field(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
-    if value is None:
-        if required:
-            raise ApiError(
-                HTTPStatus.BAD_REQUEST,
-                "missing_field",
-                f"The field {name!r} is required.",
-            )
-        return None
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             "invalid_field",
             f"The field {name!r} must be a string, not {type(value).__name__}.",
+        )
+    return value
+
+
+def _required_string(body: dict[str, Any], name: str) -> str:
+    value = _string_field(body, name)
+    if value is None:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "missing_field", f"The field {name!r} is required."
         )
     return value
 

@@ -174,7 +174,7 @@ class Policy:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         base = urlsplit(settings.base_url)
-        self._own = (base.hostname or "", base.port)
+        self._own_host = (base.hostname or "").lower()
         self._blocked: frozenset[str] = frozenset()
         self._blocklist_stamp: float | None = None
 
@@ -185,9 +185,9 @@ class Policy:
         host = (parts.hostname or "").lower()
         if not self.settings.allow_private:
             _refuse_private(url, host)
-        if (host, parts.port) == self._own or (
-            host == self._own[0] and self._own[1] is None
-        ):
+        # Every port on the shortener's own host counts: a link there can only lead
+        # to another short link, or loop.
+        if host == self._own_host:
             raise InvalidDestination(
                 f"The destination {url!r} points back at this shortener "
                 f"({self.settings.base_url}), which would make a redirect loop.",

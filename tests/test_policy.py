@@ -66,7 +66,13 @@ def test_public_destinations_pass(tmp_path: Path, url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://s.example/abc", "http://S.EXAMPLE/", "https://s.example:443/x"]
+    "url",
+    [
+        "https://s.example/abc",
+        "http://S.EXAMPLE/",
+        "https://s.example:443/x",
+        "https://s.example:8443/x",
+    ],
 )
 def test_links_to_the_shortener_itself_are_refused(tmp_path: Path, url: str) -> None:
     with pytest.raises(InvalidDestination, match="redirect loop"):
