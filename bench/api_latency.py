@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serve_load import start, stop
+from serve_load import linkbroker_serve, start, stop
 
 WRK_SCRIPT = """
 local counter = 0
@@ -68,19 +68,7 @@ def main() -> int:
         script, out = tmp / "post.lua", tmp / "post.json"
         script.write_text(WRK_SCRIPT)
 
-        process, port = start(
-            [
-                sys.executable,
-                "-m",
-                "linkbroker",
-                "serve",
-                "--port",
-                "0",
-                "--workers",
-                str(args.workers),
-            ],
-            env,
-        )
+        process, port = start(linkbroker_serve(args.workers), env)
         try:
             subprocess.run(
                 [

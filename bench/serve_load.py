@@ -76,6 +76,20 @@ class Run:
     clicks: int | None = None
 
 
+def linkbroker_serve(workers: int) -> list[str]:
+    """Return the command that serves on a free port with `workers` workers."""
+    return [
+        sys.executable,
+        "-m",
+        "linkbroker",
+        "serve",
+        "--port",
+        "0",
+        "--workers",
+        str(workers),
+    ]
+
+
 def make_links(db_dir: Path, count: int) -> dict[str, str]:
     """Create `count` links b1..bN in a fresh database; return the environment."""
     env = {
@@ -313,16 +327,7 @@ def compare(workers: int, args: argparse.Namespace, tmp: Path) -> bool:
         env = make_links(tmp / f"lb{workers}-{round_}", args.links)
         lb = measure(
             "linkbroker",
-            [
-                sys.executable,
-                "-m",
-                "linkbroker",
-                "serve",
-                "--port",
-                "0",
-                "--workers",
-                str(workers),
-            ],
+            linkbroker_serve(workers),
             env,
             workers,
             args.links,
@@ -375,7 +380,7 @@ def main() -> int:
             env = make_links(tmp / "million", args.million)
             big = measure(
                 "linkbroker",
-                [sys.executable, "-m", "linkbroker", "serve", "--port", "0"],
+                linkbroker_serve(1),
                 env,
                 1,
                 args.million,

@@ -20,7 +20,8 @@ from linkbroker.errors import InvalidDestination
             id="idn and unicode path",
         ),
         pytest.param(
-            "https://例え.jp/?q=日本", "https://xn--r8jz45g.jp/?q=%E6%97%A5%E6%9C%AC"
+            "https://例え.jp/?q=日本",
+            "https://xn--r8jz45g.jp/?q=%E6%97%A5%E6%9C%AC",
         ),
         pytest.param("https://a.example/%7Euser", "https://a.example/%7Euser"),
         pytest.param(

@@ -36,7 +36,8 @@ def _edge_database(path: Path) -> None:
         ],
     )
     conn.execute(
-        "INSERT INTO links (slug, destination_url) VALUES ('bare', 'https://b.example/')"
+        "INSERT INTO links (slug, destination_url) "
+        "VALUES ('bare', 'https://b.example/')"
     )
     conn.commit()
     conn.close()
@@ -80,7 +81,8 @@ def test_a_row_with_only_the_original_columns_is_a_live_link(
     _edge_database(settings.db_path)
     with LinkStore(settings) as store:
         store.conn.execute(
-            "INSERT INTO links (slug, destination_url) VALUES ('raw', 'https://r.example/')"
+            "INSERT INTO links (slug, destination_url) "
+            "VALUES ('raw', 'https://r.example/')"
         )
         assert store.require("raw").destination == "https://r.example/"
         assert store.get("raw").clicks == 0

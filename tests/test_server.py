@@ -347,7 +347,8 @@ async def test_a_non_ascii_destination_from_an_older_database_is_served_encoded(
 ) -> None:
     conn = sqlite3.connect(settings.db_path)
     conn.execute(
-        "INSERT INTO links (slug, destination_url) VALUES ('leg', 'https://exämple.com/ü')"
+        "INSERT INTO links (slug, destination_url) "
+        "VALUES ('leg', 'https://exämple.com/ü')"
     )
     conn.commit()
     conn.close()
