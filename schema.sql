@@ -70,3 +70,29 @@ CREATE TABLE IF NOT EXISTS tokens (
     last_used_at TEXT,
     revoked_at TEXT
 );
+
+-- migration 4: the life of a link. A deleted link keeps its row as a tombstone
+-- (deleted_at), so that its slug is never handed out again and its statistics stay.
+-- limit_used counts the human redirects granted since max_clicks was last set; the
+-- request path increments it atomically, so the limit holds across workers.
+-- Times are UTC in CURRENT_TIMESTAMP's form, 'YYYY-MM-DD HH:MM:SS'.
+ALTER TABLE links ADD COLUMN redirect_status INTEGER NOT NULL DEFAULT 302;
+ALTER TABLE links ADD COLUMN expires_at TEXT;
+ALTER TABLE links ADD COLUMN max_clicks INTEGER;
+ALTER TABLE links ADD COLUMN limit_used INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE links ADD COLUMN fallback_url TEXT;
+ALTER TABLE links ADD COLUMN disabled_at TEXT;
+ALTER TABLE links ADD COLUMN deleted_at TEXT;
+-- Every destination a link has had, with when and by whom; a revert marks the
+-- entry it undid instead of removing it.
+CREATE TABLE IF NOT EXISTS link_history (
+    id INTEGER PRIMARY KEY,
+    slug TEXT NOT NULL,
+    destination_url TEXT NOT NULL,
+    redirect_status INTEGER NOT NULL,
+    changed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    changed_by TEXT NOT NULL,
+    reverted_at TEXT,
+    reverted_by TEXT
+);
+CREATE INDEX IF NOT EXISTS link_history_by_slug ON link_history (slug, id);
