@@ -13,15 +13,16 @@ import math
 import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from linkbroker import openapi
+from linkbroker import lifecycle, openapi
 from linkbroker.clicks import client_address
 from linkbroker.errors import (
     ConfigError,
     InvalidDestination,
     InvalidSlug,
+    InvalidTerms,
     InvalidToken,
     LinkbrokerError,
     LinkNotFound,
@@ -29,6 +30,7 @@ from linkbroker.errors import (
     SlugTaken,
     StorageError,
 )
+from linkbroker.model import DEFAULT_STATUS, UNSET, Edit, Terms, Unset
 from linkbroker.stats import link_report
 from linkbroker.store import LinkStore
 from linkbroker.tokens import TokenStore
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Headers = Sequence[tuple[bytes, bytes]]
+T = TypeVar("T")
 
 _ERRORS: dict[type[LinkbrokerError], tuple[HTTPStatus, str]] = {
     InvalidToken: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
@@ -46,6 +49,7 @@ _ERRORS: dict[type[LinkbrokerError], tuple[HTTPStatus, str]] = {
     SlugTaken: (HTTPStatus.CONFLICT, "slug_taken"),
     InvalidDestination: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_destination"),
     InvalidSlug: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_slug"),
+    InvalidTerms: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_terms"),
     StorageError: (HTTPStatus.SERVICE_UNAVAILABLE, "unavailable"),
     ConfigError: (HTTPStatus.SERVICE_UNAVAILABLE, "misconfigured"),
 }
@@ -54,6 +58,9 @@ _FIELDS: dict[type[LinkbrokerError], str] = {
     InvalidSlug: "slug",
 }
 _WRITES = frozenset({"POST", "PATCH", "DELETE"})
+_TERMS = {"status", "expiresIn", "expiresAt", "maxClicks", "fallback"}
+_CREATE_FIELDS = {"slug", "destination", "reclaim", *_TERMS}
+_EDIT_FIELDS = {"destination", "disabled", *_TERMS}
 MAX_PAGE = 1000
 
 
@@ -92,7 +99,7 @@ class Api:
             if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 logger.exception("API request failed")
             error = _error(code, str(exc))
-            field = _FIELDS.get(type(exc))
+            field = _FIELDS.get(type(exc)) or getattr(exc, "field", None)
             if field:
                 error["error"]["field"] = field
             return (status, error), _extra_headers(exc)
@@ -109,18 +116,34 @@ class Api:
                 return HTTPStatus.OK, openapi.document(self.settings.base_url)
             case ["shorten"]:
                 _allow(method, "POST")
-                return self._shorten(
-                    await _json_body(scope, receive, self.settings.max_body)
-                )
+                body = await _json_body(scope, receive, self.settings.max_body)
+                return self._shorten(body, scope)
             case ["links"]:
                 _allow(method, "GET")
                 return self._list(scope)
             case ["links", slug]:
                 return await self._one_link(method, slug, scope, receive)
-            case ["links", slug, "stats"]:
+            case ["links", slug, action]:
+                return self._link_part(method, slug, action, scope)
+        raise _no_route()
+
+    def _link_part(self, method: str, slug: str, action: str, scope: Message) -> Reply:
+        match action:
+            case "stats":
                 _allow(method, "GET")
                 return HTTPStatus.OK, link_report(self.store, slug)
-        raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "No API route has this path.")
+            case "history":
+                _allow(method, "GET")
+                history = self.store.history(slug)
+                return HTTPStatus.OK, {
+                    "slug": slug,
+                    "history": [change.as_dict() for change in history],
+                }
+            case "revert":
+                _allow(method, "POST")
+                link = self.store.revert(slug, by=_author(scope))
+                return HTTPStatus.OK, link.as_dict()
+        raise _no_route()
 
     async def _one_link(
         self, method: str, slug: str, scope: Message, receive: Receive
@@ -129,24 +152,61 @@ class Api:
         if method == "GET":
             return HTTPStatus.OK, self.store.get(slug).as_dict()
         if method == "DELETE":
-            self.store.delete(slug)
+            if _flag_param(scope, "purge"):
+                self.store.purge(slug)
+            else:
+                self.store.delete(slug)
             return HTTPStatus.NO_CONTENT, None
-        body = await _json_body(scope, receive, self.settings.max_body)
-        _only_fields(body, {"destination"})
-        destination = _required_string(body, "destination")
-        return HTTPStatus.OK, self.store.update(slug, destination).as_dict()
 
-    def _shorten(self, body: dict[str, Any]) -> Reply:
-        _only_fields(body, {"slug", "destination"})
+        body = await _json_body(scope, receive, self.settings.max_body)
+        _only_fields(body, _EDIT_FIELDS)
+        edit = Edit(
+            destination=_given(body, "destination", _required_string),
+            status=_given(body, "status", _required_int),
+            expires_at=_expiry_edit(body),
+            max_clicks=_given(body, "maxClicks", _int_field),
+            fallback=_given(body, "fallback", _string_field),
+            disabled=_given(body, "disabled", _bool_field),
+        )
+        link = self.store.edit(slug, edit, by=_author(scope))
+        return HTTPStatus.OK, self._with_warning(link.as_dict(), edit.status)
+
+    def _shorten(self, body: dict[str, Any], scope: Message) -> Reply:
+        _only_fields(body, _CREATE_FIELDS)
         destination = _required_string(body, "destination")
-        link = self.store.create(destination, _string_field(body, "slug"))
+        status = _int_field(body, "status")
+        terms = Terms(
+            status=DEFAULT_STATUS if status is None else status,
+            expires_at=lifecycle.expiry(
+                _string_field(body, "expiresIn"), _string_field(body, "expiresAt")
+            ),
+            max_clicks=_int_field(body, "maxClicks"),
+            fallback=_string_field(body, "fallback"),
+        )
+        link = self.store.create(
+            destination,
+            _string_field(body, "slug"),
+            terms=terms,
+            reclaim=_given(body, "reclaim", _bool_field) is True,
+            by=_author(scope),
+        )
         short_url = self.settings.short_url(link.slug)
-        return HTTPStatus.CREATED, {
+        reply = {
             "success": True,
             "shortUrl": short_url,
             "slug": link.slug,
             "destination": link.destination,
         }
+        return HTTPStatus.CREATED, self._with_warning(reply, terms.status)
+
+    def _with_warning(self, reply: dict[str, Any], status: int | Unset) -> Any:
+        if status is not UNSET:
+            warning = lifecycle.permanent_warning(
+                status, self.settings.permanent_max_age
+            )
+            if warning:
+                reply["warning"] = warning
+        return reply
 
     def _list(self, scope: Message) -> Reply:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -233,6 +293,10 @@ async def _read_body(scope: Message, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def _no_route() -> ApiError:
+    return ApiError(HTTPStatus.NOT_FOUND, "not_found", "No API route has this path.")
+
+
 def _too_large(limit: int) -> ApiError:
     return ApiError(
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -269,6 +333,71 @@ def _required_string(body: dict[str, Any], name: str) -> str:
             HTTPStatus.BAD_REQUEST, "missing_field", f"The field {name!r} is required."
         )
     return value
+
+
+def _int_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    # bool is an int to Python, never to a client.
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_field",
+            f"The field {name!r} must be a whole number, not {type(value).__name__}.",
+        )
+    return value
+
+
+def _required_int(body: dict[str, Any], name: str) -> int:
+    value = _int_field(body, name)
+    if value is None:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "missing_field", f"The field {name!r} is required."
+        )
+    return value
+
+
+def _bool_field(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if not isinstance(value, bool):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_field",
+            f"The field {name!r} must be true or false.",
+        )
+    return value
+
+
+def _given(
+    body: dict[str, Any], name: str, read: Callable[[dict[str, Any], str], T]
+) -> T | Unset:
+    """Read `name` when the body has it: absent means "leave it as it is"."""
+    return read(body, name) if name in body else UNSET
+
+
+def _expiry_edit(body: dict[str, Any]) -> str | Unset | None:
+    if "expiresIn" not in body and "expiresAt" not in body:
+        return UNSET
+    expires_in = _string_field(body, "expiresIn")
+    expires_at = _string_field(body, "expiresAt")
+    if expires_in is None and expires_at is None:
+        return None  # both null: the link no longer expires
+    return lifecycle.expiry(expires_in, expires_at)
+
+
+def _author(scope: Message) -> str:
+    return f"token:{scope['linkbroker.token']}"
+
+
+def _flag_param(scope: Message, name: str) -> bool:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    raw = query.get(name, ["false"])[-1].lower()
+    if raw not in {"true", "false", "1", "0"}:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_parameter",
+            f"The parameter {name}={raw!r} must be true or false.",
+        )
+    return raw in {"true", "1"}
 
 
 def _int_param(

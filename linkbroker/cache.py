@@ -57,7 +57,8 @@ class LinkCache:
                 "it is writable, or set LINKBROKER_CACHE_DIR.",
                 directory,
             ) from exc
-        self._prefix = f"{namespace}:link:"
+        # Entries of an older shape of Target sit under another prefix, never read.
+        self._prefix = f"{namespace}:target:"
         self._generation_key = f"{namespace}:generation"
 
     def get(self, slug: str) -> Entry | None:

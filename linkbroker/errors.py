@@ -7,6 +7,7 @@ LinkbrokerError
  ├── InvalidDestination   a destination URL is refused by the policy
  ├── SlugTaken            a custom slug already names a link
  ├── LinkNotFound         no link has this slug
+ ├── InvalidTerms         an expiry, click limit, fallback or status is refused
  ├── InvalidToken         an API request's token is missing, wrong or revoked
  ├── TokenNotFound        no API token has this name
  └── RateLimited          too many writes; `retry_after` says when to try again
@@ -46,6 +47,17 @@ class SlugTaken(LinkbrokerError):
 
 class LinkNotFound(LinkbrokerError):
     """No link has this slug."""
+
+
+class InvalidTerms(LinkbrokerError):
+    """An expiry, click limit, fallback or redirect status a link cannot have.
+
+    `field` names the option or API field that holds the value.
+    """
+
+    def __init__(self, message: str, value: object, field: str) -> None:
+        super().__init__(message, value)
+        self.field = field
 
 
 class InvalidToken(LinkbrokerError):

@@ -18,13 +18,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
-from linkbroker import slugs
+from linkbroker import bots, slugs
 from linkbroker.api import Api
 from linkbroker.clicks import ClickRecorder, RawClick
 from linkbroker.errors import LinkbrokerError
-from linkbroker.model import Target
+from linkbroker.limits import ClickLimits
+from linkbroker.model import PERMANENT_STATUSES, Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
 from linkbroker.tokens import TokenStore
@@ -78,14 +79,17 @@ _REDIRECT_METHODS = frozenset({"GET", "HEAD"})
 _UNAVAILABLE = _text(
     HTTPStatus.SERVICE_UNAVAILABLE, "The link store is unavailable; try again soon.\n"
 )
+_GONE = _text(
+    HTTPStatus.GONE, "Gone: this link has expired, run out or been switched off.\n"
+)
 
 
-def _redirect(target: Target) -> Message:
-    location = target.destination.encode("ascii")
-    return _start(
-        HTTPStatus.FOUND,
-        [(b"location", location), NO_STORE, (b"content-length", b"0")],
-    )
+class _Guarded(NamedTuple):
+    """A link checked on every request, with its redirects built once."""
+
+    target: Target
+    start: Message
+    fallback: Message | None
 
 
 class App:
@@ -97,10 +101,18 @@ class App:
         self.clicks: ClickRecorder | None = None
         self.tokens: TokenStore | None = None
         self.api: Api | None = None
+        self.limits: ClickLimits | None = None
         self._local: dict[str, Message] = {}
+        self._guarded: dict[str, _Guarded] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._generation = 0
         self._keep_forwarded = bool(settings.trusted_proxies)
+        # A permanent redirect is cached by browsers anyway; a bounded max-age at
+        # least tells them when to ask again.
+        self._permanent = (
+            b"cache-control",
+            f"max-age={settings.permanent_max_age}".encode(),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -112,48 +124,119 @@ class App:
         slug: str = scope["path"][1:]
         start: Message | None = self._local.get(slug)
         if start is None:
-            fixed = _FIXED_ROUTES.get(slug)
-            if fixed is not None:
-                await self._reply(send, scope, fixed)
-                return
-            if slug == "api" or slug.startswith("api/"):
-                await self._api_reply(scope, receive, send)
-                return
-            try:
-                start = self._lookup(slug)
-            except (LinkbrokerError, sqlite3.Error):
-                logger.exception("could not resolve %r", slug)
-                await self._reply(send, scope, _UNAVAILABLE)
-                return
-
-        method = scope["method"]
-        if start is None:
-            await self._reply(send, scope, _NOT_FOUND)
-        elif method not in _REDIRECT_METHODS:
-            await self._reply(send, scope, _NOT_ALLOWED)
-        else:
-            self._record(slug, scope, method == "HEAD")
+            await self._uncommon(slug, scope, receive, send)
+        elif scope["method"] in _REDIRECT_METHODS:
+            self._record(slug, scope)
             await send(start)
             await send(_EMPTY_BODY)
+        else:
+            await self._reply(send, scope, _NOT_ALLOWED)
 
-    def _lookup(self, slug: str) -> Message | None:
+    async def _uncommon(
+        self, slug: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Answer what the local dict of plain links does not hold."""
+        fixed = _FIXED_ROUTES.get(slug)
+        if fixed is not None:
+            await self._reply(send, scope, fixed)
+            return
+        if slug == "api" or slug.startswith("api/"):
+            await self._api_reply(scope, receive, send)
+            return
+        try:
+            found = self._lookup(slug)
+        except (LinkbrokerError, sqlite3.Error):
+            logger.exception("could not resolve %r", slug)
+            await self._reply(send, scope, _UNAVAILABLE)
+            return
+
+        if found is None:
+            await self._reply(send, scope, _NOT_FOUND)
+        elif scope["method"] not in _REDIRECT_METHODS:
+            await self._reply(send, scope, _NOT_ALLOWED)
+        elif isinstance(found, _Guarded):
+            await self._serve_guarded(slug, found, scope, send)
+        else:
+            self._record(slug, scope)
+            await send(found)
+            await send(_EMPTY_BODY)
+
+    def _lookup(self, slug: str) -> Message | _Guarded | None:
         """Resolve a slug the local dict does not hold, and remember a link found.
 
         Absences are not remembered here: the shared cache keeps them, and a link
         created later is then served at once without any signal to this worker.
         """
+        guarded = self._guarded.get(slug)
+        if guarded is not None:
+            return guarded
         if not slugs.is_well_formed(slug):
             return None
         target = self._store().resolve(slug)
         if target is None:
             return None
-        start = _redirect(target)
-        if len(self._local) >= LOCAL_ENTRIES:
-            self._local.clear()
-        self._local[slug] = start
-        return start
 
-    def _record(self, slug: str, scope: Scope, head: bool) -> None:
+        if len(self._local) + len(self._guarded) >= LOCAL_ENTRIES:
+            self._local.clear()
+            self._guarded.clear()
+        start = self._redirect(target.destination, target.status)
+        if not target.guarded:
+            self._local[slug] = start
+            return start
+        fallback = None
+        if target.fallback is not None:
+            fallback = self._redirect(target.fallback, HTTPStatus.FOUND)
+        guarded = self._guarded[slug] = _Guarded(target, start, fallback)
+        return guarded
+
+    async def _serve_guarded(
+        self, slug: str, guarded: _Guarded, scope: Scope, send: Send
+    ) -> None:
+        try:
+            start = await self._judge(slug, guarded, scope)
+        except sqlite3.Error:
+            logger.exception("could not count a click against %r's limit", slug)
+            await self._reply(send, scope, _UNAVAILABLE)
+            return
+        if start is None:
+            await self._reply(send, scope, _GONE)
+            return
+        self._record(slug, scope)
+        await send(start)
+        await send(_EMPTY_BODY)
+
+    async def _judge(
+        self, slug: str, guarded: _Guarded, scope: Scope
+    ) -> Message | None:
+        """Return the redirect a guarded link answers with now, or None for Gone."""
+        target = guarded.target
+        if target.disabled:
+            return None
+        if target.expires is not None and time.time() >= target.expires:
+            return guarded.fallback
+        if target.max_clicks is not None:
+            # Bots, previews and HEAD see the link but never use up its clicks.
+            limits = self._limits()
+            if scope["method"] == "GET" and bots.classify(_user_agent(scope)) is None:
+                allowed = await limits.take(slug)
+            else:
+                allowed = await limits.left(slug)
+            if not allowed:
+                return guarded.fallback
+        return guarded.start
+
+    def _redirect(self, destination: str, status: int) -> Message:
+        permanent = status in PERMANENT_STATUSES
+        return _start(
+            HTTPStatus(status),
+            [
+                (b"location", destination.encode("ascii")),
+                self._permanent if permanent else NO_STORE,
+                (b"content-length", b"0"),
+            ],
+        )
+
+    def _record(self, slug: str, scope: Scope) -> None:
         user_agent = referrer = forwarded = b""
         for name, value in scope["headers"]:
             if name == b"user-agent":
@@ -164,13 +247,14 @@ class App:
                 forwarded = value
         client = scope.get("client")
         peer = client[0] if client else ""
+        head = scope["method"] == "HEAD"
         raw: RawClick = (slug, time.time(), head, user_agent, referrer, forwarded, peer)
         self._recorder().record(raw)
 
     async def _api_reply(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.api is not None, "startup opens the API"
         (status, payload), extra = await self.api.handle(scope, receive)
-        if scope["method"] in {"PATCH", "DELETE"}:
+        if scope["method"] != "GET":
             self.refresh()  # this worker serves its own change at once
         body = b"" if payload is None else json.dumps(payload).encode()
         headers = [
@@ -221,6 +305,7 @@ class App:
         )
         self.tokens = TokenStore(self.settings.db_path, autocheckpoint=False)
         self.api = Api(self.store, self.tokens)
+        self.limits = ClickLimits(self.settings)
         self._tasks = [
             asyncio.create_task(self.clicks.run()),
             asyncio.create_task(self._watch_generation()),
@@ -242,6 +327,7 @@ class App:
                 logger.exception("lost %d clicks: the database refused them", left)
         logger.info("stopped; clicks written since start: %d", recorder.written)
         recorder.close()
+        self._limits().close()
         self._store().close()
         if self.tokens is not None:
             self.tokens.close()
@@ -261,14 +347,26 @@ class App:
         if generation != self._generation:
             self._generation = generation
             self._local.clear()
+            self._guarded.clear()
 
     def _store(self) -> LinkStore:
         assert self.store is not None, "startup opens the store"
         return self.store
 
+    def _limits(self) -> ClickLimits:
+        assert self.limits is not None, "startup opens the click limits"
+        return self.limits
+
     def _recorder(self) -> ClickRecorder:
         assert self.clicks is not None, "startup opens the recorder"
         return self.clicks
+
+
+def _user_agent(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def create_app() -> App:

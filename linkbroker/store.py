@@ -7,13 +7,30 @@ write their result through to the cache.
 
 import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from linkbroker import database, slugs
-from linkbroker.errors import InvalidDestination, LinkNotFound, SlugTaken, StorageError
-from linkbroker.model import Link, Target
+from linkbroker import database, lifecycle, model, slugs
+from linkbroker.errors import (
+    InvalidDestination,
+    InvalidTerms,
+    LinkNotFound,
+    SlugTaken,
+    StorageError,
+)
+from linkbroker.model import (
+    DEFAULT_STATUS,
+    REDIRECT_STATUSES,
+    UNSET,
+    Change,
+    Edit,
+    Link,
+    Target,
+    Terms,
+)
 from linkbroker.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,7 +47,19 @@ EXTRA_LENGTHS = 3
 # created_at is cast: rows carried over from other tools may hold numbers or NULL.
 _COLUMNS = (
     "slug, destination_url, coalesce(CAST(created_at AS TEXT), ''), "
-    "coalesce(clicks, 0), bot_clicks"
+    "coalesce(clicks, 0), bot_clicks, redirect_status, expires_at, max_clicks, "
+    "limit_used, fallback_url, disabled_at, deleted_at"
+)
+# What serving needs; a tombstone serves nothing.
+_SERVED = (
+    "SELECT destination_url, redirect_status, expires_at, max_clicks, fallback_url, "
+    "disabled_at FROM links WHERE slug = ? AND deleted_at IS NULL"
+)
+_LIVE = "deleted_at IS NULL"
+DEFAULT_TERMS = Terms()
+_HISTORY = (
+    "id, destination_url, redirect_status, changed_at, changed_by, reverted_at, "
+    "reverted_by"
 )
 
 
@@ -90,26 +119,40 @@ class LinkStore:
             self.conn.close()
 
     def create(
-        self, destination: str, slug: str | None = None, *, reuse: bool = False
+        self,
+        destination: str,
+        slug: str | None = None,
+        *,
+        terms: Terms = DEFAULT_TERMS,
+        reuse: bool = False,
+        reclaim: bool = False,
+        by: str = "cli",
     ) -> Link:
         """Store a new link and return it.
 
-        Without `slug` one is generated. With `reuse`, an existing link to the same
-        destination (or, with `slug`, that slug already pointing there) is returned
-        instead of a new one.
+        Without `slug` one is generated. With `reuse`, an existing live link to the
+        same destination with the same terms (or, with `slug`, that slug already
+        leading there) is returned instead of a new one. A deleted link's slug is
+        taken only with `reclaim`, which drops what the deleted link left behind.
+        `by` names who made it, for the link's history.
 
-        Raises InvalidDestination, InvalidSlug, SlugTaken or StorageError.
+        Raises InvalidDestination, InvalidSlug, InvalidTerms, SlugTaken or
+        StorageError.
         """
         destination = self.policy.check(destination)
-        if slug is not None:
-            link = self._insert_custom(slugs.validate(slug), destination, reuse)
-        elif reuse:
-            link = self._insert_reusing(destination)
-        else:
-            link = self._insert_generated(destination)
+        terms = self._checked(terms)
+        with self._transaction():
+            if slug is not None:
+                link = self._insert_custom(
+                    slugs.validate(slug), destination, terms, reuse, reclaim, by
+                )
+            elif reuse:
+                link = self._insert_reusing(destination, terms, by)
+            else:
+                link = self._insert_generated(destination, terms, by)
 
         # A reused link is not new, but it is not changed either.
-        self.cache.put(link.slug, Target(link.destination), changed=False)
+        self.cache.put(link.slug, _served(link), changed=False)
         logger.debug("created %s -> %s", link.slug, link.destination)
         return link
 
@@ -121,10 +164,8 @@ class LinkStore:
         if entry is not None:
             return entry.target
 
-        row = self.conn.execute(
-            "SELECT destination_url FROM links WHERE slug = ?", (slug,)
-        ).fetchone()
-        target = None if row is None else _target(row[0])
+        row = self.conn.execute(_SERVED, (slug,)).fetchone()
+        target = None if row is None else _target(*row)
         self.cache.fill(slug, target)
         return target
 
@@ -135,10 +176,14 @@ class LinkStore:
             raise _not_found(slug)
         return target
 
-    def get(self, slug: str) -> Link:
-        """Return the link named `slug`; raise LinkNotFound if there is none."""
+    def get(self, slug: str, *, deleted: bool = False) -> Link:
+        """Return the link named `slug`, or with `deleted` its tombstone too.
+
+        Raises LinkNotFound if there is none.
+        """
+        live = "" if deleted else f" AND {_LIVE}"
         row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links WHERE slug = ?", (slug,)
+            f"SELECT {_COLUMNS} FROM links WHERE slug = ?{live}", (slug,)
         ).fetchone()
         if row is None:
             raise _not_found(slug)
@@ -147,8 +192,8 @@ class LinkStore:
     def newest(self, limit: int | None = None, offset: int = 0) -> list[Link]:
         """Return links newest first; links made in the same second, latest first."""
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links ORDER BY created_at DESC, rowid DESC "
-            "LIMIT ? OFFSET ?",
+            f"SELECT {_COLUMNS} FROM links WHERE {_LIVE} "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
             (-1 if limit is None else limit, offset),
         )
         return [Link(*row) for row in rows]
@@ -156,50 +201,104 @@ class LinkStore:
     def most_clicked(self, limit: int | None = None) -> list[Link]:
         """Return links by human clicks, most first; ties newest first."""
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links "
+            f"SELECT {_COLUMNS} FROM links WHERE {_LIVE} "
             "ORDER BY coalesce(clicks, 0) DESC, created_at DESC, rowid DESC LIMIT ?",
             (-1 if limit is None else limit,),
         )
         return [Link(*row) for row in rows]
 
     def count(self) -> int:
-        """Return how many links there are."""
-        row = self.conn.execute("SELECT count(*) FROM links").fetchone()
-        return int(row[0])
+        """Return how many links there are, not counting deleted ones."""
+        row = self.conn.execute(f"SELECT count(*) FROM links WHERE {_LIVE}")
+        return int(row.fetchone()[0])
 
-    def update(self, slug: str, destination: str) -> Link:
-        """Point `slug` at a new destination; raise LinkNotFound or InvalidDestination.
+    def edit(self, slug: str, edit: Edit, by: str = "cli") -> Link:
+        """Apply `edit` to the link `slug` and return the link as it now is.
 
-        Every worker of a running server serves the change within the same bound
-        as a delete.
+        A new destination passes the same policy as a new link, and a new
+        destination or status goes into the link's history, with `by`. Setting a
+        click limit starts counting afresh, which is how an exhausted link is
+        re-armed. Every worker of a running server serves the change within the
+        same bound as a delete.
+
+        Raises LinkNotFound, InvalidDestination or InvalidTerms.
         """
-        destination = self.policy.check(destination)
-        row = self.conn.execute(
-            f"UPDATE links SET destination_url = ? WHERE slug = ? RETURNING {_COLUMNS}",
-            (destination, slug),
-        ).fetchone()
-        if row is None:
-            raise _not_found(slug)
+        if edit.is_empty():
+            return self.get(slug)
+        columns = self._edit_columns(edit)
+        with self._transaction():
+            before = self.get(slug)
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            row = self.conn.execute(
+                f"UPDATE links SET {assignments} WHERE slug = ? RETURNING {_COLUMNS}",
+                (*columns.values(), slug),
+            ).fetchone()
+            link = Link(*row)
+            if (link.destination, link.status) != (before.destination, before.status):
+                self._seed_history(before)
+                self._add_history(link, by)
 
-        self.cache.put(slug, Target(destination))
-        logger.debug("pointed %s at %s", slug, destination)
-        return Link(*row)
+        self.cache.put(slug, _served(link))
+        logger.debug("edited %s: %s", slug, ", ".join(columns))
+        return link
+
+    def history(self, slug: str) -> list[Change]:
+        """Return the destinations `slug` has had, oldest first.
+
+        A link made before history was kept shows its current destination alone.
+        Raises LinkNotFound.
+        """
+        link = self.get(slug, deleted=True)
+        rows = self.conn.execute(
+            f"SELECT {_HISTORY} FROM link_history WHERE slug = ? ORDER BY id",
+            (slug,),
+        ).fetchall()
+        if not rows:
+            return [
+                Change(
+                    0, link.destination, link.status, link.created_at, "", None, None
+                )
+            ]
+        return [Change(*row) for row in rows]
+
+    def revert(self, slug: str, by: str = "cli") -> Link:
+        """Take the link `slug` back to the destination and status it had before.
+
+        The entry undone stays in the history, marked as reverted; reverting again
+        goes one step further back. The earlier destination passes today's policy.
+        Raises LinkNotFound, InvalidDestination or InvalidTerms if there is no
+        earlier destination.
+        """
+        with self._transaction():
+            link = self.get(slug)
+            current, earlier = self._last_two(slug)
+            destination = self.policy.check(earlier.destination)
+            row = self.conn.execute(
+                "UPDATE links SET destination_url = ?, redirect_status = ? "
+                f"WHERE slug = ? RETURNING {_COLUMNS}",
+                (destination, earlier.status, slug),
+            ).fetchone()
+            self.conn.execute(
+                "UPDATE link_history SET reverted_at = CURRENT_TIMESTAMP, "
+                "reverted_by = ? WHERE id = ?",
+                (by, current.id),
+            )
+        link = Link(*row)
+        self.cache.put(slug, _served(link))
+        logger.debug("reverted %s to %s", slug, link.destination)
+        return link
 
     def delete(self, slug: str) -> Link:
-        """Delete the link named `slug` and return it; raise LinkNotFound if none."""
-        # The counters go with the link, so that a slug made again starts from
-        # nothing; raw click rows age out with the retention period.
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = self.conn.execute(
-                f"DELETE FROM links WHERE slug = ? RETURNING {_COLUMNS}", (slug,)
-            ).fetchone()
-            self.conn.execute("DELETE FROM daily_clicks WHERE slug = ?", (slug,))
-            self.conn.execute("DELETE FROM daily_sources WHERE slug = ?", (slug,))
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+        """Delete the link `slug`, keeping a tombstone; raise LinkNotFound if none.
+
+        The tombstone keeps the slug from being handed out again and keeps the
+        link's statistics; `purge` removes it all.
+        """
+        row = self.conn.execute(
+            "UPDATE links SET deleted_at = CURRENT_TIMESTAMP "
+            f"WHERE slug = ? AND {_LIVE} RETURNING {_COLUMNS}",
+            (slug,),
+        ).fetchone()
         if row is None:
             raise _not_found(slug)
 
@@ -207,35 +306,139 @@ class LinkStore:
         logger.debug("deleted %s", slug)
         return Link(*row)
 
+    def purge(self, slug: str) -> Link:
+        """Remove the link or tombstone `slug` with all its clicks and history.
+
+        Raises LinkNotFound.
+        """
+        with self._transaction():
+            link = self.get(slug, deleted=True)
+            self._remove_all(slug)
+        self.cache.put(slug, None)
+        logger.debug("purged %s", slug)
+        return link
+
+    def take_click(self, slug: str) -> bool:
+        """Count one human redirect against the link's click limit, atomically.
+
+        Returns whether the link had one left; across every process sharing the
+        database, exactly `max_clicks` calls get True.
+        """
+        row = self.conn.execute(
+            "UPDATE links SET limit_used = limit_used + 1 WHERE slug = ? "
+            f"AND {_LIVE} AND max_clicks IS NOT NULL AND limit_used < max_clicks "
+            "RETURNING limit_used",
+            (slug,),
+        ).fetchone()
+        return row is not None
+
+    def has_clicks_left(self, slug: str) -> bool:
+        """Whether the link's click limit still allows a redirect."""
+        row = self.conn.execute(
+            f"SELECT 1 FROM links WHERE slug = ? AND {_LIVE} "
+            "AND (max_clicks IS NULL OR limit_used < max_clicks)",
+            (slug,),
+        ).fetchone()
+        return row is not None
+
     def wipe(self) -> int:
         """Delete every link and all click data, keep the schema; return links lost."""
         count = self.count()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for table in database.data_tables(self.conn):
                 self.conn.execute(f'DELETE FROM "{table}"')
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         self.cache.clear()
         logger.warning("wiped %d links from %s", count, self.settings.db_path)
         return count
 
-    def _insert(self, slug: str, destination: str) -> Link:
-        row = self.conn.execute(
-            "INSERT INTO links (slug, destination_url) VALUES (?, ?) "
-            f"RETURNING {_COLUMNS}",
-            (slug, destination),
-        ).fetchone()
-        return Link(*row)
-
-    def _insert_custom(self, slug: str, destination: str, reuse: bool) -> Link:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock first, so that what a transaction reads
+        # cannot change under it before it writes.
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            return self._insert(slug, destination)
-        except sqlite3.IntegrityError:
-            existing = self.get(slug)
-        if reuse and existing.destination == destination:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _checked(self, terms: Terms) -> Terms:
+        fallback = terms.fallback
+        if fallback is not None:
+            fallback = self._checked_fallback(fallback)
+        return Terms(
+            status=lifecycle.check_status(terms.status),
+            expires_at=terms.expires_at,
+            max_clicks=lifecycle.check_max_clicks(terms.max_clicks),
+            fallback=fallback,
+        )
+
+    def _checked_fallback(self, fallback: str) -> str:
+        try:
+            return self.policy.check(fallback)
+        except InvalidDestination as exc:
+            raise InvalidTerms(f"Fallback: {exc}", fallback, "fallback") from None
+
+    def _edit_columns(self, edit: Edit) -> dict[str, object]:
+        columns: dict[str, object] = {}
+        if edit.destination is not UNSET:
+            columns["destination_url"] = self.policy.check(edit.destination)
+        if edit.status is not UNSET:
+            columns["redirect_status"] = lifecycle.check_status(edit.status)
+        if edit.expires_at is not UNSET:
+            columns["expires_at"] = edit.expires_at
+        if edit.max_clicks is not UNSET:
+            columns["max_clicks"] = lifecycle.check_max_clicks(edit.max_clicks)
+            columns["limit_used"] = 0
+        if edit.fallback is not UNSET:
+            fallback = edit.fallback
+            columns["fallback_url"] = fallback and self._checked_fallback(fallback)
+        if edit.disabled is not UNSET:
+            columns["disabled_at"] = model.now_text() if edit.disabled else None
+        return columns
+
+    def _insert(self, slug: str, destination: str, terms: Terms, by: str) -> Link:
+        row = self.conn.execute(
+            "INSERT INTO links (slug, destination_url, redirect_status, expires_at, "
+            f"max_clicks, fallback_url) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+            (
+                slug,
+                destination,
+                terms.status,
+                terms.expires_at,
+                terms.max_clicks,
+                terms.fallback,
+            ),
+        ).fetchone()
+        link = Link(*row)
+        self._add_history(link, by)
+        return link
+
+    def _insert_custom(
+        self,
+        slug: str,
+        destination: str,
+        terms: Terms,
+        reuse: bool,
+        reclaim: bool,
+        by: str,
+    ) -> Link:
+        existing = self._find(slug)
+        if existing is None:
+            return self._insert(slug, destination, terms, by)
+        if existing.deleted_at is not None:
+            if not reclaim:
+                raise SlugTaken(
+                    f"The slug {slug!r} belonged to a link deleted on "
+                    f"{existing.deleted_at}; reclaim it explicitly (--reclaim, or "
+                    '"reclaim": true in the API), which drops its old statistics, '
+                    "or choose another.",
+                    slug,
+                )
+            self._remove_all(slug)
+            return self._insert(slug, destination, terms, by)
+        if reuse and _same(existing, destination, terms):
             return existing
         raise SlugTaken(
             f"The slug {slug!r} is taken (it leads to {existing.destination}); "
@@ -243,31 +446,31 @@ class LinkStore:
             slug,
         )
 
-    def _insert_reusing(self, destination: str) -> Link:
-        # Read then write: IMMEDIATE takes the write lock first, so two processes
-        # reusing the same destination cannot both miss and both insert.
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM links WHERE destination_url = ? "
-                "ORDER BY created_at, rowid LIMIT 1",
-                (destination,),
-            ).fetchone()
-            link = Link(*row) if row else self._insert_generated(destination)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        return link
+    def _insert_reusing(self, destination: str, terms: Terms, by: str) -> Link:
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM links WHERE destination_url = ? "
+            "AND redirect_status = ? AND expires_at IS ? AND max_clicks IS ? "
+            f"AND fallback_url IS ? AND disabled_at IS NULL AND {_LIVE} "
+            "ORDER BY created_at, rowid LIMIT 1",
+            (
+                destination,
+                terms.status,
+                terms.expires_at,
+                terms.max_clicks,
+                terms.fallback,
+            ),
+        ).fetchone()
+        return Link(*row) if row else self._insert_generated(destination, terms, by)
 
-    def _insert_generated(self, destination: str) -> Link:
+    def _insert_generated(self, destination: str, terms: Terms, by: str) -> Link:
         base = self.settings.slug_length
         for attempt in range(TRIES_PER_LENGTH * (EXTRA_LENGTHS + 1)):
             candidate = slugs.generate(base + attempt // TRIES_PER_LENGTH)
             if not slugs.is_well_formed(candidate):
                 continue
+            # A tombstone's slug is taken too: it is never handed out again.
             try:
-                return self._insert(candidate, destination)
+                return self._insert(candidate, destination, terms, by)
             except sqlite3.IntegrityError:
                 logger.debug("generated slug %s was taken; trying another", candidate)
         raise StorageError(
@@ -276,24 +479,119 @@ class LinkStore:
             destination,
         )
 
+    def _find(self, slug: str) -> Link | None:
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM links WHERE slug = ?", (slug,)
+        ).fetchone()
+        return None if row is None else Link(*row)
+
+    def _remove_all(self, slug: str) -> None:
+        for table in (
+            "links",
+            "clicks",
+            "daily_clicks",
+            "daily_sources",
+            "link_history",
+        ):
+            self.conn.execute(f"DELETE FROM {table} WHERE slug = ?", (slug,))
+
+    def _has_history(self, slug: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM link_history WHERE slug = ? LIMIT 1", (slug,)
+        ).fetchone()
+        return row is not None
+
+    def _seed_history(self, link: Link) -> None:
+        # Links made before history was kept, or brought in by an import, start
+        # their history with the state they had.
+        if not self._has_history(link.slug):
+            self.conn.execute(
+                "INSERT INTO link_history (slug, destination_url, redirect_status, "
+                "changed_at, changed_by) VALUES (?, ?, ?, ?, '')",
+                (link.slug, link.destination, link.status, link.created_at),
+            )
+
+    def _add_history(self, link: Link, by: str) -> None:
+        self.conn.execute(
+            "INSERT INTO link_history (slug, destination_url, redirect_status, "
+            "changed_by) VALUES (?, ?, ?, ?)",
+            (link.slug, link.destination, link.status, by),
+        )
+
+    def _last_two(self, slug: str) -> tuple[Change, Change]:
+        rows = self.conn.execute(
+            f"SELECT {_HISTORY} FROM link_history "
+            "WHERE slug = ? AND reverted_at IS NULL ORDER BY id DESC LIMIT 2",
+            (slug,),
+        ).fetchall()
+        if len(rows) < 2:
+            raise InvalidTerms(
+                f"The link {slug!r} has no earlier destination to go back to; "
+                "see `linkbroker history " + slug + "`.",
+                slug,
+                "slug",
+            )
+        return Change(*rows[0]), Change(*rows[1])
+
     def _meta(self, key: str) -> str:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row.fetchone()[0])
 
 
-def _target(destination: str) -> Target | None:
-    """Return what serving a stored destination needs, always in ASCII.
+def _same(link: Link, destination: str, terms: Terms) -> bool:
+    return (
+        link.destination == destination
+        and link.disabled_at is None
+        and Terms(link.status, link.expires_at, link.max_clicks, link.fallback) == terms
+    )
+
+
+def _served(link: Link) -> Target | None:
+    """Return what serving `link` needs, as the cache holds it."""
+    return _target(
+        link.destination,
+        link.status,
+        link.expires_at,
+        link.max_clicks,
+        link.fallback,
+        link.disabled_at,
+    )
+
+
+def _target(
+    destination: str,
+    status: int,
+    expires_at: str | None,
+    max_clicks: int | None,
+    fallback: str | None,
+    disabled_at: str | None,
+) -> Target | None:
+    """Return what serving a stored link needs, with its URLs always in ASCII.
 
     linkbroker stores destinations in their checked ASCII form; a row another tool
     wrote may be neither, and is checked and put in that form here, so that every
     reader gets a value it can send in a Location header.
     """
+    served = _servable(destination)
+    if served is None:
+        return None
+    return Target(
+        served,
+        status if status in REDIRECT_STATUSES else DEFAULT_STATUS,
+        None if expires_at is None else lifecycle.epoch(expires_at),
+        max_clicks,
+        None if fallback is None else _servable(fallback),
+        disabled_at is not None,
+    )
+
+
+def _servable(destination: str) -> str | None:
     if _looks_stored(destination):
-        return Target(destination)
+        return destination
     from linkbroker.destinations import normalize
 
     try:
-        return Target(normalize(destination))
+        return normalize(destination)
     except InvalidDestination:
         logger.warning("not serving %r: it is not a valid destination", destination)
         return None

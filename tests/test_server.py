@@ -357,14 +357,14 @@ async def test_a_non_ascii_destination_from_an_older_database_is_served_encoded(
     assert response.headers["location"] == "https://xn--exmple-cua.com/%C3%BC"
 
 
-async def test_a_deleted_slug_made_again_starts_without_old_counts(
+async def test_a_reclaimed_slug_starts_without_old_counts(
     app: App, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     await client.get("/promo", headers={"referer": "https://old.example/"})
     await app._recorder().flush()
     with LinkStore(settings) as store:
         store.delete("promo")
-        store.create("https://example.com/new", "promo")
+        store.create("https://example.com/new", "promo", reclaim=True)
         from linkbroker.stats import link_report
 
         report = link_report(store, "promo")

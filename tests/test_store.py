@@ -4,7 +4,7 @@ import pytest
 
 from linkbroker import cache as cache_module
 from linkbroker.errors import InvalidDestination, LinkNotFound, SlugTaken, StorageError
-from linkbroker.model import Target
+from linkbroker.model import Edit, Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
 
@@ -152,7 +152,7 @@ def test_changes_and_removals_bump_the_generation(store: LinkStore) -> None:
     start = store.cache.generation()
     store.create("https://example.com/", "g")
     assert store.cache.generation() == start  # nothing held a copy of a new link
-    store.update("g", "https://example.com/changed")
+    store.edit("g", Edit(destination="https://example.com/changed"))
     store.delete("g")
     assert store.cache.generation() == start + 2
 

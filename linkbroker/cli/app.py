@@ -109,3 +109,13 @@ def options(ctx: typer.Context) -> Options:
     found = ctx.find_object(Options)
     assert found is not None, "the app callback always sets the options"
     return found
+
+
+def author() -> str:
+    """Name who runs a command that changes a link, for its history."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in this environment
+        return "cli"

@@ -4,10 +4,18 @@ from typing import Annotated
 
 import typer
 
-from linkbroker.cli.app import app, options
-from linkbroker.cli.output import print_json, print_links
+from linkbroker.cli.app import app, author, options
+from linkbroker.cli.output import print_json, print_links, warn_if_permanent
+from linkbroker.cli.terms import (
+    JSON,
+    ExpiresAt,
+    ExpiresIn,
+    Fallback,
+    MaxClicks,
+    Status,
+)
 
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+DEFAULT_STATUS = 302
 
 
 @app.command()
@@ -20,24 +28,45 @@ def shorten(
             help="A custom slug: 1 to 64 of A-Z a-z 0-9 _ -.", show_default=False
         ),
     ] = None,
+    expires_in: ExpiresIn = None,
+    expires_at: ExpiresAt = None,
+    max_clicks: MaxClicks = None,
+    fallback: Fallback = None,
+    status: Status = DEFAULT_STATUS,
     reuse: Annotated[
         bool,
         typer.Option(
             "--reuse", help="Return the existing link to URL instead of making another."
         ),
     ] = False,
+    reclaim: Annotated[
+        bool,
+        typer.Option(
+            "--reclaim",
+            help="Take the --slug of a deleted link, dropping its old statistics.",
+        ),
+    ] = False,
     as_json: JSON = False,
 ) -> None:
     """Make a short link to URL and print its short URL."""
-    opts = options(ctx)
-    with opts.store() as store:
-        link = store.create(url, slug, reuse=reuse)
+    from linkbroker import lifecycle
+    from linkbroker.model import Terms
+
+    terms = Terms(
+        status=status,
+        expires_at=lifecycle.expiry(expires_in, expires_at),
+        max_clicks=max_clicks,
+        fallback=fallback,
+    )
+    with options(ctx).store() as store:
+        link = store.create(
+            url, slug, terms=terms, reuse=reuse, reclaim=reclaim, by=author()
+        )
         short_url = store.settings.short_url(link.slug)
+        warn_if_permanent(status, store.settings)
 
     if as_json:
-        print_json(
-            {"slug": link.slug, "destination": link.destination, "short_url": short_url}
-        )
+        print_json({**link.as_dict(), "short_url": short_url})
     else:
         typer.echo(short_url)
 
@@ -80,17 +109,35 @@ def list_links(
 def delete(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="The slug of the link to delete.")],
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Also remove its clicks, history and tombstone, freeing the slug.",
+        ),
+    ] = False,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
     ] = False,
 ) -> None:
-    """Delete the link SLUG; a running server stops serving it within a second."""
+    """Delete the link SLUG; a running server stops serving it within a second.
+
+    The slug stays taken and the link's statistics stay, unless --purge.
+    """
     with options(ctx).store() as store:
-        link = store.get(slug)
+        link = store.get(slug, deleted=purge)
         if not yes:
-            typer.confirm(
-                f"Delete {link.slug} -> {link.destination} ({link.clicks:,} clicks)?",
-                abort=True,
+            clicks = link.clicks + link.bot_clicks
+            question = (
+                f"Purge {link.slug} -> {link.destination}? Its {clicks:,} recorded "
+                "clicks and its history will be lost for good"
+                if purge
+                else f"Delete {link.slug} -> {link.destination} ({link.clicks:,} "
+                "clicks)?"
             )
-        store.delete(slug)
-    typer.echo(f"Deleted {slug}.")
+            typer.confirm(question, abort=True)
+        if purge:
+            store.purge(slug)
+        else:
+            store.delete(slug)
+    typer.echo(f"{'Purged' if purge else 'Deleted'} {slug}.")

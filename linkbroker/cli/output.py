@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from linkbroker.model import Link
+    from linkbroker.settings import Settings
 
 
 def print_json(data: Any) -> None:
@@ -26,7 +27,10 @@ def console() -> "Console":
 
 
 def print_links(links: Sequence["Link"], title: str) -> None:
-    """Print links as a table: slug, destination, clicks, bots, creation time."""
+    """Print links as a table: slug, destination, clicks, bots, creation time.
+
+    A state column joins them when some link is expired, exhausted or disabled.
+    """
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -34,13 +38,28 @@ def print_links(links: Sequence["Link"], title: str) -> None:
     table.add_column("Destination", overflow="fold")
     table.add_column("Clicks", justify="right")
     table.add_column("Bots", justify="right")
+    # Shown only where it tells something: most lists are all active links.
+    states = any(link.state != "active" for link in links)
+    if states:
+        table.add_column("State", no_wrap=True)
     table.add_column("Created (UTC)", no_wrap=True)
     for link in links:
+        state = [link.state] if states else []
         table.add_row(
             link.slug,
             link.destination,
             f"{link.clicks:,}",
             f"{link.bot_clicks:,}",
+            *state,
             link.created_at,
         )
     console().print(table)
+
+
+def warn_if_permanent(status: int, settings: "Settings") -> None:
+    """Tell a person who asked for a permanent redirect what it costs them."""
+    from linkbroker.lifecycle import permanent_warning
+
+    warning = permanent_warning(status, settings.permanent_max_age)
+    if warning:
+        typer.echo(f"Warning: {warning}", err=True)

@@ -1,0 +1,59 @@
+"""The QR code command."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from linkbroker.cli.app import app, options
+
+# What segno writes, chosen by the output file's extension.
+FORMATS = {".png": "png", ".svg": "svg"}
+
+
+@app.command()
+def qr(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The slug of the link.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write a PNG or SVG file (by its extension) instead of drawing "
+            "the code in the terminal.",
+            show_default=False,
+        ),
+    ] = None,
+    scale: Annotated[
+        int, typer.Option(min=1, max=100, help="Pixels per module in a file.")
+    ] = 10,
+) -> None:
+    """Show a QR code of the short URL of SLUG, or write it to a file."""
+    kind = None if output is None else FORMATS.get(output.suffix.lower())
+    if output is not None and kind is None:
+        raise typer.BadParameter(
+            f"{str(output)!r} ends in neither .png nor .svg; name the file "
+            "code.png or code.svg.",
+            param_hint="--output",
+        )
+    with options(ctx).store() as store:
+        link = store.get(slug)
+        short_url = store.settings.short_url(link.slug)
+
+    import segno  # only this command needs it
+
+    code = segno.make(short_url, micro=False)
+    if output is None:
+        code.terminal(compact=True)
+        typer.echo(short_url)
+        return
+    try:
+        code.save(str(output), kind=kind, scale=scale, border=4)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"Cannot write {str(output)!r} ({exc.strerror}); check the folder exists "
+            "and is writable.",
+            param_hint="--output",
+        ) from None
+    typer.echo(f"Wrote a QR code of {short_url} to {output}.")
