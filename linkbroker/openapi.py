@@ -21,10 +21,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "The request is malformed: not JSON, a missing or mistyped field.",
         401: "The token is missing, wrong or revoked.",
         404: "No link has this slug.",
-        409: "The slug is taken.",
+        409: "The slug is taken, by a link or by a deleted link's tombstone.",
         413: "The body is too large.",
         415: "The body is not sent as application/json.",
-        422: "The destination or slug is refused by the policy.",
+        422: "The destination, slug or a term (status, expiry, limit, fallback) "
+        "is refused, or there is nothing to revert to.",
         429: "Too many writes; Retry-After says when to try again.",
     }
     return {str(status): _json(_ERROR, described[status]) for status in statuses}
@@ -94,8 +95,23 @@ def _link_paths() -> dict[str, Any]:
             requestBody=_body("Edit"),
         ),
         "delete": _operation(
-            "Delete a link",
-            {"204": {"description": "Deleted."}, **_errors(401, 404, 429)},
+            "Delete a link, keeping a tombstone; with purge=true remove it all",
+            {"204": {"description": "Deleted."}, **_errors(400, 401, 404, 429)},
+            parameters=[_query("purge", {"type": "boolean"})],
+        ),
+    }
+    history = {
+        "parameters": [_slug_parameter()],
+        "get": _operation(
+            "Every destination a link has had",
+            {"200": _json(_ref("History"), "The history."), **_errors(401, 404)},
+        ),
+    }
+    revert = {
+        "parameters": [_slug_parameter()],
+        "post": _operation(
+            "Go back to the previous destination",
+            {"200": _json(_LINK, "Reverted."), **_errors(401, 404, 422, 429)},
         ),
     }
     stats = {
@@ -105,10 +121,17 @@ def _link_paths() -> dict[str, Any]:
             {"200": _json(_ref("Stats"), "The stats."), **_errors(401, 404)},
         ),
     }
-    return {"/api/links/{slug}": one_link, "/api/links/{slug}/stats": stats}
+    return {
+        "/api/links/{slug}": one_link,
+        "/api/links/{slug}/stats": stats,
+        "/api/links/{slug}/history": history,
+        "/api/links/{slug}/revert": revert,
+    }
 
 
 _COUNT = {"type": "integer", "minimum": 0}
+_STATUS = {"type": "integer", "enum": [301, 302, 307, 308]}
+_MAYBE_TEXT = {"type": ["string", "null"]}
 
 
 def _link_schema() -> dict[str, Any]:
@@ -121,6 +144,40 @@ def _link_schema() -> dict[str, Any]:
             "created_at": {"type": "string"},
             "clicks": _COUNT,
             "bot_clicks": _COUNT,
+            "status": _STATUS,
+            "state": {
+                "type": "string",
+                "enum": ["active", "disabled", "expired", "exhausted"],
+            },
+            "expires_at": _MAYBE_TEXT,
+            "max_clicks": {"type": ["integer", "null"]},
+            "limit_used": _COUNT,
+            "fallback": _MAYBE_TEXT,
+            "disabled_at": _MAYBE_TEXT,
+        },
+    }
+
+
+def _history_schema() -> dict[str, Any]:
+    change = {
+        "type": "object",
+        "required": ["destination", "status", "changed_at", "changed_by"],
+        "properties": {
+            "id": _COUNT,
+            "destination": {"type": "string"},
+            "status": _STATUS,
+            "changed_at": {"type": "string"},
+            "changed_by": {"type": "string"},
+            "reverted_at": _MAYBE_TEXT,
+            "reverted_by": _MAYBE_TEXT,
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["slug", "history"],
+        "properties": {
+            "slug": {"type": "string"},
+            "history": {"type": "array", "items": change},
         },
     }
 
@@ -146,18 +203,45 @@ def _error_schema() -> dict[str, Any]:
 
 def _request_schemas() -> dict[str, Any]:
     destination = {"type": "string", "maxLength": 2048}
+    terms: dict[str, dict[str, Any]] = {
+        "status": _STATUS,
+        "expiresIn": {
+            "type": "string",
+            "description": "A duration: 30m, 12h, 7d, 2w, 1d12h.",
+        },
+        "expiresAt": {
+            "type": "string",
+            "description": "An ISO 8601 date or time; UTC unless it has an offset.",
+        },
+        "maxClicks": {"type": "integer", "minimum": 1},
+        "fallback": destination,
+    }
     return {
         "ShortenRequest": {
             "type": "object",
             "required": ["destination"],
             "additionalProperties": False,
-            "properties": {"destination": destination, "slug": _SLUG},
+            "properties": {
+                "destination": destination,
+                "slug": _SLUG,
+                "reclaim": {"type": "boolean"},
+                **terms,
+            },
         },
         "Edit": {
             "type": "object",
-            "required": ["destination"],
+            "description": "Fields left out stay as they are; null removes an "
+            "expiry, a click limit or a fallback. A new maxClicks counts from zero.",
             "additionalProperties": False,
-            "properties": {"destination": destination},
+            "properties": {
+                "destination": destination,
+                "disabled": {"type": "boolean"},
+                **terms,
+                "expiresIn": {**terms["expiresIn"], "type": ["string", "null"]},
+                "expiresAt": {**terms["expiresAt"], "type": ["string", "null"]},
+                "maxClicks": {"type": ["integer", "null"], "minimum": 1},
+                "fallback": {**destination, "type": ["string", "null"]},
+            },
         },
     }
 
@@ -177,8 +261,10 @@ def _response_schemas() -> dict[str, Any]:
                 "shortUrl": text,
                 "slug": text,
                 "destination": text,
+                "warning": text,
             },
         },
+        "History": _history_schema(),
         "LinkPage": {
             "type": "object",
             "required": ["links", "limit", "offset", "next_offset"],

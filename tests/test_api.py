@@ -271,6 +271,8 @@ async def test_openapi_document_describes_every_route(api: httpx.AsyncClient) ->
         "/api/links",
         "/api/links/{slug}",
         "/api/links/{slug}/stats",
+        "/api/links/{slug}/history",
+        "/api/links/{slug}/revert",
         "/api/openapi.json",
     }
 
