@@ -17,6 +17,9 @@ import httpx
 
 from linkbroker.settings import Settings
 
+BROWSER = {"user-agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1"}
+# The promise made in the README: a change is served everywhere within this.
+CONSISTENCY_BOUND = 1.0
 READY = re.compile(r"serving (http://[\d.]+:\d+) with")
 START_TIMEOUT = 30.0
 
@@ -102,3 +105,30 @@ def live_server(settings: Settings, *args: str) -> Iterator[LiveServer]:
         reader.join(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
+
+
+class Load:
+    """Requests in a loop from several threads, each noting when it started."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.seen: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 30  # bounded, whatever happens to the test
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            status = fetch(self.url, headers=BROWSER)
+            self.seen.append((started, status))
+
+    def __enter__(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
