@@ -23,6 +23,11 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def settings_db(settings: Settings) -> Path:
+    return settings.db_path
+
+
+@pytest.fixture
 def store(settings: Settings) -> Iterator[LinkStore]:
     with LinkStore(settings) as opened:
         yield opened

@@ -423,3 +423,144 @@ async def test_hostile_slugs_in_paths_never_500(
             method, url, json={"destination": "https://e.example/"}
         )
         assert response.status_code < 500
+
+
+# The life of a link through the API
+
+
+async def test_terms_on_create_and_the_permanent_warning(
+    api: httpx.AsyncClient,
+) -> None:
+    made = await api.post(
+        "/api/shorten",
+        json={
+            "slug": "sale",
+            "destination": "https://example.com/sale",
+            "status": 308,
+            "expiresIn": "7d",
+            "maxClicks": 100,
+            "fallback": "https://example.com/over",
+        },
+    )
+    assert made.status_code == 201
+    assert "permanent" in made.json()["warning"]
+    link = (await api.get("/api/links/sale")).json()
+    assert link["status"] == 308
+    assert link["max_clicks"] == 100
+    assert link["fallback"] == "https://example.com/over"
+    assert link["expires_at"] > "2026"
+    assert link["state"] == "active"
+
+    plain = await api.post("/api/shorten", json={"destination": "https://example.com"})
+    assert "warning" not in plain.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"status": 303}, 422, "status"),
+        ({"status": True}, 400, None),
+        ({"maxClicks": 0}, 422, "maxClicks"),
+        ({"maxClicks": "3"}, 400, None),
+        ({"expiresIn": "soon"}, 422, "expiresIn"),
+        ({"expiresAt": "2001-01-01"}, 422, "expiresAt"),
+        ({"expiresIn": "1d", "expiresAt": "2099-01-01"}, 422, "expiresAt"),
+        ({"fallback": "http://10.0.0.1/"}, 422, "fallback"),
+        ({"reclaim": "yes"}, 400, None),
+    ],
+)
+async def test_bad_terms_on_create_change_nothing(
+    api: httpx.AsyncClient,
+    api_settings: Settings,
+    body: dict[str, Any],
+    status: int,
+    field: str | None,
+) -> None:
+    response = await api.post(
+        "/api/shorten", json={"destination": "https://example.com/", **body}
+    )
+    assert response.status_code == status
+    assert response.json()["error"].get("field") == field
+    assert _links(api_settings) == []
+
+
+async def test_patch_changes_terms_and_null_removes_them(
+    api: httpx.AsyncClient,
+) -> None:
+    await api.post(
+        "/api/shorten",
+        json={
+            "slug": "p",
+            "destination": "https://example.com/",
+            "expiresIn": "1d",
+            "maxClicks": 5,
+            "fallback": "https://example.com/fb",
+        },
+    )
+    off = await api.patch("/api/links/p", json={"disabled": True})
+    assert off.json()["state"] == "disabled"
+    cleared = await api.patch(
+        "/api/links/p",
+        json={
+            "disabled": False,
+            "expiresAt": None,
+            "maxClicks": None,
+            "fallback": None,
+            "status": 307,
+        },
+    )
+    assert cleared.status_code == 200
+    link = cleared.json()
+    assert (link["state"], link["status"]) == ("active", 307)
+    assert link["expires_at"] is link["max_clicks"] is link["fallback"] is None
+
+    for body, status in [
+        ({"status": 303}, 422),
+        ({"disabled": "no"}, 400),
+        ({"destination": None}, 400),
+        ({"colour": "red"}, 400),
+    ]:
+        refused = await api.patch("/api/links/p", json=body)
+        assert refused.status_code == status, body
+    assert (await api.get("/api/links/p")).json() == link
+
+
+async def test_history_and_revert_name_the_token(api: httpx.AsyncClient) -> None:
+    await api.post(
+        "/api/shorten", json={"slug": "h", "destination": "https://a.example/"}
+    )
+    await api.patch("/api/links/h", json={"destination": "https://b.example/"})
+
+    history = (await api.get("/api/links/h/history")).json()["history"]
+    assert [entry["destination"] for entry in history] == [
+        "https://a.example/",
+        "https://b.example/",
+    ]
+    assert {entry["changed_by"] for entry in history} == {"token:tests"}
+
+    reverted = await api.post("/api/links/h/revert")
+    assert reverted.json()["destination"] == "https://a.example/"
+    history = (await api.get("/api/links/h/history")).json()["history"]
+    assert history[1]["reverted_by"] == "token:tests"
+    nothing = await api.post("/api/links/h/revert")
+    assert nothing.status_code == 422
+    assert (await api.get("/api/links/h/revert")).status_code == 405
+    assert (await api.get("/api/links/nope/history")).status_code == 404
+
+
+async def test_delete_keeps_a_tombstone_and_purge_frees_the_slug(
+    api: httpx.AsyncClient, api_settings: Settings
+) -> None:
+    made = {"slug": "t", "destination": "https://example.com/"}
+    await api.post("/api/shorten", json=made)
+    assert (await api.delete("/api/links/t")).status_code == 204
+    assert (await api.get("/api/links/t")).status_code == 404
+    taken = await api.post("/api/shorten", json=made)
+    assert taken.status_code == 409
+    assert "reclaim" in taken.json()["error"]["message"]
+    assert (await api.post("/api/shorten", json={**made, "reclaim": True})).is_success
+
+    assert (await api.delete("/api/links/t?purge=maybe")).status_code == 400
+    assert (await api.delete("/api/links/t?purge=true")).status_code == 204
+    assert _links(api_settings) == []
+    assert (await api.post("/api/shorten", json=made)).status_code == 201

@@ -100,7 +100,9 @@ def history(ctx: typer.Context, slug: Slug, as_json: JSON = False) -> None:
     from rich.table import Table
 
     table = Table(title=f"History of {slug}", title_justify="left")
-    for name in ("#", "Destination", "Status", "When (UTC)", "By", "Reverted"):
+    table.add_column("#", justify="right")
+    table.add_column("Destination", overflow="fold", ratio=1)
+    for name in ("Status", "When (UTC)", "By", "Reverted"):
         table.add_column(name, overflow="fold")
     for number, change in enumerate(changes, 1):
         reverted = (
