@@ -13,10 +13,10 @@ import math
 import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs
 
-from linkbroker import lifecycle, openapi
+from linkbroker import lifecycle, openapi, qrcodes
 from linkbroker.clicks import client_address
 from linkbroker.errors import (
     ConfigError,
@@ -72,6 +72,13 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.headers = status, code, list(headers)
+
+
+class Image(NamedTuple):
+    """A reply that is not JSON: a media type and the bytes."""
+
+    media_type: bytes
+    data: bytes
 
 
 Reply = tuple[HTTPStatus, Any]
@@ -143,7 +150,23 @@ class Api:
                 _allow(method, "POST")
                 link = self.store.revert(slug, by=_author(scope))
                 return HTTPStatus.OK, link.as_dict()
+            case "qr":
+                _allow(method, "GET")
+                return HTTPStatus.OK, self._qr(slug, scope)
         raise _no_route()
+
+    def _qr(self, slug: str, scope: Message) -> Image:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        kind = query.get("format", ["svg"])[-1]
+        if kind not in qrcodes.MEDIA_TYPES:
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                "invalid_parameter",
+                f"The parameter format={kind!r} must be svg or png.",
+            )
+        link = self.store.get(slug)
+        data = qrcodes.image(self.settings.short_url(link.slug), kind)
+        return Image(qrcodes.MEDIA_TYPES[kind].encode(), data)
 
     async def _one_link(
         self, method: str, slug: str, scope: Message, receive: Receive

@@ -121,7 +121,25 @@ def _link_paths() -> dict[str, Any]:
             {"200": _json(_ref("Stats"), "The stats."), **_errors(401, 404)},
         ),
     }
+    qr = {
+        "parameters": [_slug_parameter()],
+        "get": _operation(
+            "A QR code of the short URL, as SVG (the default) or PNG",
+            {
+                "200": {
+                    "description": "The image.",
+                    "content": {
+                        "image/svg+xml": {"schema": {"type": "string"}},
+                        "image/png": {"schema": {"type": "string"}},
+                    },
+                },
+                **_errors(400, 401, 404),
+            },
+            parameters=[_query("format", {"type": "string", "enum": ["svg", "png"]})],
+        ),
+    }
     return {
+        "/api/links/{slug}/qr": qr,
         "/api/links/{slug}": one_link,
         "/api/links/{slug}/stats": stats,
         "/api/links/{slug}/history": history,

@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 
 from linkbroker import bots, slugs
-from linkbroker.api import Api
+from linkbroker.api import Api, Image
 from linkbroker.clicks import ClickRecorder, RawClick
 from linkbroker.errors import LinkbrokerError
 from linkbroker.limits import ClickLimits
@@ -256,9 +256,13 @@ class App:
         (status, payload), extra = await self.api.handle(scope, receive)
         if scope["method"] != "GET":
             self.refresh()  # this worker serves its own change at once
-        body = b"" if payload is None else json.dumps(payload).encode()
+        if isinstance(payload, Image):
+            media_type, body = payload
+        else:
+            media_type = b"application/json"
+            body = b"" if payload is None else json.dumps(payload).encode()
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", media_type),
             (b"content-length", str(len(body)).encode()),
             NO_STORE,
             *extra,

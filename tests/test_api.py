@@ -273,6 +273,7 @@ async def test_openapi_document_describes_every_route(api: httpx.AsyncClient) ->
         "/api/links/{slug}/stats",
         "/api/links/{slug}/history",
         "/api/links/{slug}/revert",
+        "/api/links/{slug}/qr",
         "/api/openapi.json",
     }
 
@@ -564,3 +565,18 @@ async def test_delete_keeps_a_tombstone_and_purge_frees_the_slug(
     assert (await api.delete("/api/links/t?purge=true")).status_code == 204
     assert _links(api_settings) == []
     assert (await api.post("/api/shorten", json=made)).status_code == 201
+
+
+async def test_qr_codes_as_svg_and_png(api: httpx.AsyncClient) -> None:
+    await api.post(
+        "/api/shorten", json={"slug": "q", "destination": "https://a.example/"}
+    )
+    svg = await api.get("/api/links/q/qr")
+    assert svg.status_code == 200
+    assert svg.headers["content-type"] == "image/svg+xml"
+    assert b"<svg" in svg.content
+    png = await api.get("/api/links/q/qr?format=png")
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    assert (await api.get("/api/links/q/qr?format=gif")).status_code == 400
+    assert (await api.get("/api/links/nope/qr")).status_code == 404

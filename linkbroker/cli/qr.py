@@ -1,14 +1,12 @@
 """The QR code command."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from linkbroker.cli.app import app, options
-
-# What segno writes, chosen by the output file's extension.
-FORMATS = {".png": "png", ".svg": "svg"}
 
 
 @app.command()
@@ -30,8 +28,10 @@ def qr(
     ] = 10,
 ) -> None:
     """Show a QR code of the short URL of SLUG, or write it to a file."""
-    kind = None if output is None else FORMATS.get(output.suffix.lower())
-    if output is not None and kind is None:
+    from linkbroker import qrcodes
+
+    kind = None if output is None else output.suffix.lower().lstrip(".")
+    if kind is not None and kind not in qrcodes.MEDIA_TYPES:
         raise typer.BadParameter(
             f"{str(output)!r} ends in neither .png nor .svg; name the file "
             "code.png or code.svg.",
@@ -41,15 +41,12 @@ def qr(
         link = store.get(slug)
         short_url = store.settings.short_url(link.slug)
 
-    import segno  # only this command needs it
-
-    code = segno.make(short_url, micro=False)
-    if output is None:
-        code.terminal(compact=True)
+    if output is None or kind is None:
+        qrcodes.draw(short_url, sys.stdout)
         typer.echo(short_url)
         return
     try:
-        code.save(str(output), kind=kind, scale=scale, border=4)
+        output.write_bytes(qrcodes.image(short_url, kind, scale))
     except OSError as exc:
         raise typer.BadParameter(
             f"Cannot write {str(output)!r} ({exc.strerror}); check the folder exists "
