@@ -260,8 +260,8 @@ class Api:
         peer = client[0] if client else ""
         forwarded = _header(scope, b"x-forwarded-for").encode("latin-1")
         address = client_address(forwarded, peer, self.settings.trusted_proxies)
-        self.store.cache.limit(f"token:{scope['linkbroker.token']}", self.settings)
-        self.store.cache.limit(f"address:{address}", self.settings)
+        keys = (f"token:{scope['linkbroker.token']}", f"address:{address}")
+        self.store.cache.limit(keys, self.settings)
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -14,6 +14,7 @@ them. They keep only links they found, never absences, so a new link needs no bu
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,6 +51,9 @@ class LinkCache:
                 sqlite_mmap_size=0,
                 sqlite_cache_size=1024,
                 sqlite_wal_autocheckpoint=1000 if autocheckpoint else 0,
+                # No culling on every write: entries expire, and tidy() removes
+                # them in the background. The size limit stays the default 1 GB.
+                cull_limit=0,
             )
         except Exception as exc:
             raise StorageError(
@@ -87,27 +91,43 @@ class LinkCache:
             self._cache.set(self._prefix + slug, entry, expire=_ttl(target))
             self._cache.incr(self._generation_key, default=0)
 
-    def limit(self, key: str, settings: Settings) -> None:
-        """Take one write from `key`'s allowance; raise RateLimited when it is spent.
+    def put_new(self, slug: str, target: Target) -> None:
+        """Record a link made with a freshly generated slug.
 
-        A token bucket shared by every process through the cache: it holds
-        `rate_burst` writes and refills at `rate_limit` a minute. A limit of 0
-        turns limiting off.
+        Nobody could ask for such a slug before it existed, short of guessing it,
+        so the cache almost never holds an absent mark for it: a read (no write
+        transaction) finds out, and the mark is replaced only where there is one.
+        """
+        if self._prefix + slug in self._cache:
+            self.put(slug, target, changed=False)
+
+    def limit(self, keys: Sequence[str], settings: Settings) -> None:
+        """Take one write from each of `keys`' allowances; raise RateLimited if spent.
+
+        Each key has a token bucket shared by every process through the cache: it
+        holds `rate_burst` writes and refills at `rate_limit` a minute. All buckets
+        are read and written in one transaction, and a write refused by one bucket
+        takes nothing from the others. A limit of 0 turns limiting off.
         """
         if settings.rate_limit == 0:
             return
         rate, burst = settings.rate_limit / 60.0, float(settings.rate_burst)
-        bucket_key = f"{self._prefix}rate:{key}"
+        expire = burst / rate + 60.0  # a bucket left alone this long is full again
         with self._cache.transact(retry=True):
             now = time.time()
-            left, stamp = self._cache.get(bucket_key, default=(burst, now))
-            left = min(burst, left + (now - stamp) * rate)
-            allowed = left >= 1.0
-            if allowed:
-                left -= 1.0
-            expire = burst / rate + 60.0
-            self._cache.set(bucket_key, (left, now), expire=expire)
-        if not allowed:
+            buckets = []
+            for key in keys:
+                bucket_key = f"{self._prefix}rate:{key}"
+                left, stamp = self._cache.get(bucket_key, default=(burst, now))
+                buckets.append(
+                    (key, bucket_key, min(burst, left + (now - stamp) * rate))
+                )
+            short = [(key, left) for key, _, left in buckets if left < 1.0]
+            if not short:
+                for _, bucket_key, left in buckets:
+                    self._cache.set(bucket_key, (left - 1.0, now), expire=expire)
+        if short:
+            key, left = short[0]
             wait = (1.0 - left) / rate
             raise RateLimited(
                 f"Too many writes from this {key.split(':', 1)[0]}; try again in "
@@ -115,6 +135,15 @@ class LinkCache:
                 key,
                 retry_after=wait,
             )
+
+    def tidy(self) -> int:
+        """Remove expired entries; return how many went.
+
+        Writes skip diskcache's own tidying (a size query and a scan on every
+        set), so a long-running process calls this now and then instead.
+        """
+        removed: int = self._cache.expire(retry=True)
+        return removed
 
     def generation(self) -> int:
         """Return the counter that every write bumps."""

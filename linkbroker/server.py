@@ -11,6 +11,7 @@ everywhere within POLL_INTERVAL (plus one poll's time).
 
 import asyncio
 import gc
+import itertools
 import json
 import logging
 import sqlite3
@@ -38,6 +39,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 POLL_INTERVAL = 0.2
+# Expired cache entries are removed this often, off the request path.
+TIDY_INTERVAL = 300.0
 SWITCH_INTERVAL = 0.0005
 # Bounds the per-worker dict: about 600 bytes an entry, so some 3 MiB at most.
 LOCAL_ENTRIES = 5_000
@@ -76,6 +79,8 @@ _FIXED_ROUTES = {
     "": _text(HTTPStatus.OK, "linkbroker: short links served from one machine.\n"),
 }
 _REDIRECT_METHODS = frozenset({"GET", "HEAD"})
+# API methods that may change a link; a new link needs no refresh.
+_CHANGES = frozenset({"POST", "PATCH", "DELETE"})
 _UNAVAILABLE = _text(
     HTTPStatus.SERVICE_UNAVAILABLE, "The link store is unavailable; try again soon.\n"
 )
@@ -254,7 +259,7 @@ class App:
     async def _api_reply(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.api is not None, "startup opens the API"
         (status, payload), extra = await self.api.handle(scope, receive)
-        if scope["method"] != "GET":
+        if scope["method"] in _CHANGES and not scope["path"].endswith("/shorten"):
             self.refresh()  # this worker serves its own change at once
         if isinstance(payload, Image):
             media_type, body = payload
@@ -337,10 +342,13 @@ class App:
             self.tokens.close()
 
     async def _watch_generation(self) -> None:
-        while True:
+        polls_per_tidy = round(TIDY_INTERVAL / POLL_INTERVAL)
+        for poll in itertools.count(1):
             await asyncio.sleep(POLL_INTERVAL)
             try:
                 self.refresh()
+                if poll % polls_per_tidy == 0:
+                    await asyncio.to_thread(self._store().cache.tidy)
             except Exception:
                 # Keep polling: a worker that stopped would serve stale links.
                 logger.exception("could not read the cache's generation")

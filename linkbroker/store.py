@@ -151,8 +151,12 @@ class LinkStore:
             else:
                 link = self._insert_generated(destination, terms, by)
 
-        # A reused link is not new, but it is not changed either.
-        self.cache.put(link.slug, _served(link), changed=False)
+        target = _served(link)
+        if slug is None and not reuse and target is not None:
+            self.cache.put_new(link.slug, target)
+        else:
+            # A reused link is not new, but it is not changed either.
+            self.cache.put(link.slug, target, changed=False)
         logger.debug("created %s -> %s", link.slug, link.destination)
         return link
 

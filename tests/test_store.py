@@ -1,9 +1,17 @@
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from linkbroker import cache as cache_module
-from linkbroker.errors import InvalidDestination, LinkNotFound, SlugTaken, StorageError
+from linkbroker import slugs
+from linkbroker.errors import (
+    InvalidDestination,
+    LinkNotFound,
+    RateLimited,
+    SlugTaken,
+    StorageError,
+)
 from linkbroker.model import Edit, Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
@@ -57,6 +65,23 @@ def test_creating_a_slug_clears_its_absent_mark_at_once(store: LinkStore) -> Non
     assert store.resolve("soon") is None
     store.create("https://example.com/soon", "soon")
     assert store.resolve("soon") == Target("https://example.com/soon")
+
+
+def test_a_generated_slug_guessed_before_it_existed_is_served_at_once(
+    store: LinkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slugs, "generate", lambda length: "Guessed")
+    assert store.resolve("Guessed") is None  # an absent mark is now cached
+    store.create("https://example.com/g")
+    assert store.resolve("Guessed") == Target("https://example.com/g")
+
+
+def test_a_generated_slug_nobody_asked_for_costs_no_cache_write(
+    store: LinkStore,
+) -> None:
+    link = store.create("https://example.com/fresh")
+    assert store.cache.get(link.slug) is None  # filled by the first reader instead
+    assert store.resolve(link.slug) == Target("https://example.com/fresh")
 
 
 def test_malformed_slug_touches_no_storage(settings: Settings) -> None:
@@ -242,3 +267,21 @@ def test_a_fill_from_a_read_older_than_a_create_loses(settings: Settings) -> Non
         writer.create("https://example.com/new", "fresh")
         reader.cache.fill("fresh", stale)
         assert reader.resolve("fresh") == Target("https://example.com/new")
+
+
+def test_a_refused_write_takes_nothing_from_the_other_buckets(
+    store: LinkStore, tmp_path: Path
+) -> None:
+    limits = Settings.load(
+        db_path=tmp_path / "x.db",
+        cache_dir=tmp_path / "x",
+        environ={"LINKBROKER_RATE_LIMIT": "1", "LINKBROKER_RATE_BURST": "2"},
+    )
+    for _ in range(2):
+        store.cache.limit(["token:a", "address:x"], limits)
+    with pytest.raises(RateLimited, match="address"):
+        store.cache.limit(["token:b", "address:x"], limits)
+    for _ in range(2):  # token b lost nothing to the refused write
+        store.cache.limit(["token:b", "address:y"], limits)
+    with pytest.raises(RateLimited, match="token"):
+        store.cache.limit(["token:b", "address:z"], limits)
