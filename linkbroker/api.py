@@ -339,39 +339,34 @@ def _only_fields(body: dict[str, Any], known: set[str]) -> None:
 
 
 def _string_field(body: dict[str, Any], name: str) -> str | None:
+    return _typed(body, name, str, "a string")
+
+
+def _int_field(body: dict[str, Any], name: str) -> int | None:
+    return _typed(body, name, int, "a whole number")
+
+
+def _typed(body: dict[str, Any], name: str, kind: type[T], what: str) -> T | None:
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
+    # bool is an int to Python, never to a client.
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             "invalid_field",
-            f"The field {name!r} must be a string, not {type(value).__name__}.",
+            f"The field {name!r} must be {what}, not {type(value).__name__}.",
         )
     return value
 
 
 def _required_string(body: dict[str, Any], name: str) -> str:
-    value = _string_field(body, name)
-    if value is None:
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST, "missing_field", f"The field {name!r} is required."
-        )
-    return value
-
-
-def _int_field(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    # bool is an int to Python, never to a client.
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
-            "invalid_field",
-            f"The field {name!r} must be a whole number, not {type(value).__name__}.",
-        )
-    return value
+    return _required(name, _string_field(body, name))
 
 
 def _required_int(body: dict[str, Any], name: str) -> int:
-    value = _int_field(body, name)
+    return _required(name, _int_field(body, name))
+
+
+def _required(name: str, value: T | None) -> T:
     if value is None:
         raise ApiError(
             HTTPStatus.BAD_REQUEST, "missing_field", f"The field {name!r} is required."

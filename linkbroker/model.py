@@ -37,7 +37,10 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Terms:
-    """How a link redirects and until when: the part of a link besides its target."""
+    """How a link redirects and until when: the part of a link besides its target.
+
+    The fields are in the order the store writes them.
+    """
 
     status: int = DEFAULT_STATUS
     expires_at: str | None = None  # TIME_FORMAT, UTC

@@ -9,6 +9,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import astuple
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -406,14 +407,7 @@ class LinkStore:
         row = self.conn.execute(
             "INSERT INTO links (slug, destination_url, redirect_status, expires_at, "
             f"max_clicks, fallback_url) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-            (
-                slug,
-                destination,
-                terms.status,
-                terms.expires_at,
-                terms.max_clicks,
-                terms.fallback,
-            ),
+            (slug, destination, *astuple(terms)),
         ).fetchone()
         link = Link(*row)
         self._add_history(link, by)
@@ -456,13 +450,7 @@ class LinkStore:
             "AND redirect_status = ? AND expires_at IS ? AND max_clicks IS ? "
             f"AND fallback_url IS ? AND disabled_at IS NULL AND {_LIVE} "
             "ORDER BY created_at, rowid LIMIT 1",
-            (
-                destination,
-                terms.status,
-                terms.expires_at,
-                terms.max_clicks,
-                terms.fallback,
-            ),
+            (destination, *astuple(terms)),
         ).fetchone()
         return Link(*row) if row else self._insert_generated(destination, terms, by)
 
