@@ -93,6 +93,7 @@ class Link:
             "limit_used": self.limit_used,
             "fallback": self.fallback,
             "disabled_at": self.disabled_at,
+            "deleted_at": self.deleted_at,
         }
 
 

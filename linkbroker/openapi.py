@@ -165,13 +165,14 @@ def _link_schema() -> dict[str, Any]:
             "status": _STATUS,
             "state": {
                 "type": "string",
-                "enum": ["active", "disabled", "expired", "exhausted"],
+                "enum": ["active", "disabled", "expired", "exhausted", "deleted"],
             },
             "expires_at": _MAYBE_TEXT,
             "max_clicks": {"type": ["integer", "null"]},
             "limit_used": _COUNT,
             "fallback": _MAYBE_TEXT,
             "disabled_at": _MAYBE_TEXT,
+            "deleted_at": _MAYBE_TEXT,
         },
     }
 

@@ -20,9 +20,10 @@ def link_report(store: LinkStore, slug: str, days: int = DAYS) -> dict[str, Any]
 
     `clicks` is the human count kept on the link itself, so counts carried over
     from another tool stay; the daily series covers only clicks linkbroker saw.
+    A deleted link's tombstone keeps its statistics, so they are reported too.
     Raises LinkNotFound.
     """
-    link = store.get(slug)
+    link = store.get(slug, deleted=True)
     first = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)
 
     counted = {

@@ -149,3 +149,13 @@ def test_qr_in_the_terminal_and_in_files(cli: Invoke, tmp_path: Path) -> None:
     assert nowhere.exit_code == 2
     assert "Cannot write" in nowhere.output
     assert cli("qr", "nope").exit_code == 1
+
+
+def test_a_deleted_link_keeps_its_statistics(cli: Invoke) -> None:
+    cli("shorten", "https://example.com/", "--slug", "kept")
+    cli("delete", "kept", "--yes")
+    shown = cli("stats", "kept")
+    assert shown.exit_code == 0
+    assert "State:       deleted since" in shown.stdout
+    assert _json(cli, "stats", "kept")["state"] == "deleted"
+    assert cli("resolve", "kept").exit_code == 1

@@ -47,6 +47,16 @@ def stats(
         _print_report(report)
 
 
+def _state(report: dict[str, Any]) -> str:
+    since = {
+        "deleted": "deleted_at",
+        "disabled": "disabled_at",
+        "expired": "expires_at",
+    }
+    field = since.get(report["state"])
+    return f"{report['state']} since {report[field]} UTC" if field else report["state"]
+
+
 def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -54,6 +64,8 @@ def _print_report(report: dict[str, Any]) -> None:
     out.print(f"[bold]{report['slug']}[/bold]  {report['short_url']}")
     out.print(f"Destination: {report['destination']}", markup=False)
     out.print(f"Created:     {report['created_at']} UTC")
+    if report["state"] != "active":
+        out.print(f"State:       {_state(report)}")
     out.print(
         f"Clicks:      {report['clicks']:,} human, {report['bot_clicks']:,} bots "
         "and previews"
