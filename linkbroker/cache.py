@@ -15,8 +15,9 @@ them. They keep only links they found, never absences, so a new link needs no bu
 import math
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import diskcache
 
@@ -52,7 +53,7 @@ class LinkCache:
                 sqlite_cache_size=1024,
                 sqlite_wal_autocheckpoint=1000 if autocheckpoint else 0,
                 # No culling on every write: entries expire, and tidy() removes
-                # them in the background. The size limit stays the default 1 GB.
+                # them and holds the default size limit (1 GB) in the background.
                 cull_limit=0,
             )
         except Exception as exc:
@@ -91,15 +92,9 @@ class LinkCache:
             self._cache.set(self._prefix + slug, entry, expire=_ttl(target))
             self._cache.incr(self._generation_key, default=0)
 
-    def put_new(self, slug: str, target: Target) -> None:
-        """Record a link made with a freshly generated slug.
-
-        Nobody could ask for such a slug before it existed, short of guessing it,
-        so the cache almost never holds an absent mark for it: a read (no write
-        transaction) finds out, and the mark is replaced only where there is one.
-        """
-        if self._prefix + slug in self._cache:
-            self.put(slug, target, changed=False)
+    def transaction(self) -> AbstractContextManager[None]:
+        """Hold the cache's write lock: other writers wait until it ends."""
+        return cast(AbstractContextManager[None], self._cache.transact(retry=True))
 
     def limit(self, keys: Sequence[str], settings: Settings) -> None:
         """Take one write from each of `keys`' allowances; raise RateLimited if spent.
@@ -137,12 +132,12 @@ class LinkCache:
             )
 
     def tidy(self) -> int:
-        """Remove expired entries; return how many went.
+        """Remove expired entries, and more if over the size limit; return how many.
 
         Writes skip diskcache's own tidying (a size query and a scan on every
         set), so a long-running process calls this now and then instead.
         """
-        removed: int = self._cache.expire(retry=True)
+        removed: int = self._cache.cull(retry=True)
         return removed
 
     def generation(self) -> int:

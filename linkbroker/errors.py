@@ -7,7 +7,8 @@ LinkbrokerError
  ├── InvalidDestination   a destination URL is refused by the policy
  ├── SlugTaken            a custom slug already names a link
  ├── LinkNotFound         no link has this slug
- ├── InvalidTerms         an expiry, click limit, fallback or status is refused
+ ├── InvalidTerms         an expiry, click limit, fallback or status is refused,
+ │                        or a revert has nothing to go back to
  ├── InvalidToken         an API request's token is missing, wrong or revoked
  ├── TokenNotFound        no API token has this name
  └── RateLimited          too many writes; `retry_after` says when to try again
@@ -52,7 +53,8 @@ class LinkNotFound(LinkbrokerError):
 class InvalidTerms(LinkbrokerError):
     """An expiry, click limit, fallback or redirect status a link cannot have.
 
-    `field` names the option or API field that holds the value.
+    Also raised for a revert with no earlier destination. `field` names the
+    option or API field that holds the value.
     """
 
     def __init__(self, message: str, value: object, field: str) -> None:

@@ -11,10 +11,14 @@ from linkbroker.errors import InvalidTerms
 from linkbroker.model import PERMANENT_STATUSES, REDIRECT_STATUSES, TIME_FORMAT
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
-_DURATION = re.compile(r"(?:\d+[smhdw])+")
-_PART = re.compile(r"(\d+)([smhdw])")
+# ASCII digits only, and few of them: \d would take other scripts' digits, and a
+# number thousands of digits long is refused by int() itself.
+_DURATION = re.compile(r"(?:[0-9]{1,9}[smhdw]){1,5}")
+_PART = re.compile(r"([0-9]+)([smhdw])")
 # About a hundred years: far enough for any real link, small enough for datetime.
 LONGEST = dt.timedelta(days=36_500)
+# Any real limit fits, and every JSON client reads it exactly.
+MAX_CLICKS = 10**12
 
 
 def parse_duration(text: str, field: str = "expiresIn") -> dt.timedelta:
@@ -54,7 +58,15 @@ def parse_moment(text: str, field: str = "expiresAt") -> dt.datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # an offset pushing year 1 or 9999 out of range
+        raise InvalidTerms(
+            f"The time {text!r} is out of range; give a date within a hundred "
+            "years from now.",
+            text,
+            field,
+        ) from None
 
 
 def expiry(
@@ -104,9 +116,10 @@ def check_status(status: int) -> int:
 
 def check_max_clicks(max_clicks: int | None) -> int | None:
     """Return `max_clicks` if it is a usable limit (or None, for no limit)."""
-    if max_clicks is not None and not 1 <= max_clicks <= 2**53:
+    if max_clicks is not None and not 1 <= max_clicks <= MAX_CLICKS:
         raise InvalidTerms(
-            f"The click limit {max_clicks!r} must be a whole number from 1 up.",
+            f"The click limit {max_clicks!r} must be a whole number from 1 to "
+            f"{MAX_CLICKS:,}.",
             max_clicks,
             "maxClicks",
         )

@@ -3,6 +3,7 @@
 from typing import Any
 
 from linkbroker import __version__, slugs
+from linkbroker.lifecycle import MAX_CLICKS
 
 _SLUG = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"}
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -232,7 +233,7 @@ def _request_schemas() -> dict[str, Any]:
             "type": "string",
             "description": "An ISO 8601 date or time; UTC unless it has an offset.",
         },
-        "maxClicks": {"type": "integer", "minimum": 1},
+        "maxClicks": {"type": "integer", "minimum": 1, "maximum": MAX_CLICKS},
         "fallback": destination,
     }
     return {
@@ -258,7 +259,11 @@ def _request_schemas() -> dict[str, Any]:
                 **terms,
                 "expiresIn": {**terms["expiresIn"], "type": ["string", "null"]},
                 "expiresAt": {**terms["expiresAt"], "type": ["string", "null"]},
-                "maxClicks": {"type": ["integer", "null"], "minimum": 1},
+                "maxClicks": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "maximum": MAX_CLICKS,
+                },
                 "fallback": {**destination, "type": ["string", "null"]},
             },
         },

@@ -95,6 +95,9 @@ class _Guarded(NamedTuple):
     target: Target
     start: Message
     fallback: Message | None
+    # Set once the click limit is found spent, so that an exhausted link stops
+    # asking SQLite for the write lock; re-arming it bumps the generation.
+    spent: bool = False
 
 
 class App:
@@ -199,7 +202,7 @@ class App:
     ) -> None:
         try:
             start = await self._judge(slug, guarded, scope)
-        except sqlite3.Error:
+        except (LinkbrokerError, sqlite3.Error):
             logger.exception("could not count a click against %r's limit", slug)
             await self._reply(send, scope, _UNAVAILABLE)
             return
@@ -219,16 +222,23 @@ class App:
             return None
         if target.expires is not None and time.time() >= target.expires:
             return guarded.fallback
-        if target.max_clicks is not None:
-            # Bots, previews and HEAD see the link but never use up its clicks.
-            limits = self._limits()
-            if scope["method"] == "GET" and bots.classify(_user_agent(scope)) is None:
-                allowed = await limits.take(slug)
-            else:
-                allowed = await limits.left(slug)
-            if not allowed:
-                return guarded.fallback
+        limited = target.max_clicks is not None
+        if limited and (guarded.spent or not await self._click_allowed(slug, scope)):
+            self._spend(slug, guarded)
+            return guarded.fallback
         return guarded.start
+
+    async def _click_allowed(self, slug: str, scope: Scope) -> bool:
+        # Bots, previews and HEAD see the link but never use up its clicks.
+        limits = self._limits()
+        if scope["method"] == "GET" and bots.classify(_user_agent(scope)) is None:
+            return await limits.take(slug)
+        return await limits.left(slug)
+
+    def _spend(self, slug: str, guarded: _Guarded) -> None:
+        # Only the entry this request read: a refresh may have dropped it since.
+        if self._guarded.get(slug) is guarded:
+            self._guarded[slug] = guarded._replace(spent=True)
 
     def _redirect(self, destination: str, status: int) -> Message:
         permanent = status in PERMANENT_STATUSES

@@ -1,4 +1,4 @@
-"""LinkStore: the only module that runs SQL on links.
+"""LinkStore: links in SQLite behind a shared cache; with rows.py, all the SQL on links.
 
 SQLite is the source of truth; the shared diskcache sits in front of it, cache-aside:
 reads try the cache and fill it on a miss, writes commit to SQLite first and then
@@ -9,22 +9,16 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import astuple
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from linkbroker import database, lifecycle, model, slugs
+from linkbroker import database, history, lifecycle, model, rows, slugs, targets
 from linkbroker.errors import (
     InvalidDestination,
     InvalidTerms,
-    LinkNotFound,
-    SlugTaken,
-    StorageError,
 )
 from linkbroker.model import (
-    DEFAULT_STATUS,
-    REDIRECT_STATUSES,
     UNSET,
     Change,
     Edit,
@@ -32,6 +26,7 @@ from linkbroker.model import (
     Target,
     Terms,
 )
+from linkbroker.rows import COLUMNS, LIVE
 from linkbroker.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,28 +35,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Three tries at each length, then one character more: with the default length the
-# first try fails only once the table holds billions of links.
-TRIES_PER_LENGTH = 3
-EXTRA_LENGTHS = 3
-
-# created_at is cast: rows carried over from other tools may hold numbers or NULL.
-_COLUMNS = (
-    "slug, destination_url, coalesce(CAST(created_at AS TEXT), ''), "
-    "coalesce(clicks, 0), bot_clicks, redirect_status, expires_at, max_clicks, "
-    "limit_used, fallback_url, disabled_at, deleted_at"
-)
 # What serving needs; a tombstone serves nothing.
 _SERVED = (
     "SELECT destination_url, redirect_status, expires_at, max_clicks, fallback_url, "
-    "disabled_at FROM links WHERE slug = ? AND deleted_at IS NULL"
+    f"disabled_at FROM links WHERE slug = ? AND {LIVE}"
 )
-_LIVE = "deleted_at IS NULL"
 DEFAULT_TERMS = Terms()
-_HISTORY = (
-    "id, destination_url, redirect_status, changed_at, changed_by, reverted_at, "
-    "reverted_by"
-)
 
 
 class LinkStore:
@@ -144,20 +123,26 @@ class LinkStore:
         terms = self._checked(terms)
         with self._transaction():
             if slug is not None:
-                link = self._insert_custom(
-                    slugs.validate(slug), destination, terms, reuse, reclaim, by
+                link = rows.insert_custom(
+                    self.conn,
+                    slugs.validate(slug),
+                    destination,
+                    terms,
+                    reuse,
+                    reclaim,
+                    by,
                 )
             elif reuse:
-                link = self._insert_reusing(destination, terms, by)
+                link = rows.insert_reusing(
+                    self.conn, self.settings, destination, terms, by
+                )
             else:
-                link = self._insert_generated(destination, terms, by)
+                link = rows.insert_generated(
+                    self.conn, self.settings, destination, terms, by
+                )
 
-        target = _served(link)
-        if slug is None and not reuse and target is not None:
-            self.cache.put_new(link.slug, target)
-        else:
-            # A reused link is not new, but it is not changed either.
-            self.cache.put(link.slug, target, changed=False)
+        # A reused link is not new, but it is not changed either.
+        self._publish(link.slug, changed=False)
         logger.debug("created %s -> %s", link.slug, link.destination)
         return link
 
@@ -169,8 +154,7 @@ class LinkStore:
         if entry is not None:
             return entry.target
 
-        row = self.conn.execute(_SERVED, (slug,)).fetchone()
-        target = None if row is None else _target(*row)
+        target = self._served(slug)
         self.cache.fill(slug, target)
         return target
 
@@ -178,7 +162,7 @@ class LinkStore:
         """Return where `slug` leads; raise LinkNotFound if it leads nowhere."""
         target = self.resolve(slug)
         if target is None:
-            raise _not_found(slug)
+            raise rows.not_found(slug)
         return target
 
     def get(self, slug: str, *, deleted: bool = False) -> Link:
@@ -186,18 +170,18 @@ class LinkStore:
 
         Raises LinkNotFound if there is none.
         """
-        live = "" if deleted else f" AND {_LIVE}"
+        live = "" if deleted else f" AND {LIVE}"
         row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links WHERE slug = ?{live}", (slug,)
+            f"SELECT {COLUMNS} FROM links WHERE slug = ?{live}", (slug,)
         ).fetchone()
         if row is None:
-            raise _not_found(slug)
+            raise rows.not_found(slug)
         return Link(*row)
 
     def newest(self, limit: int | None = None, offset: int = 0) -> list[Link]:
         """Return links newest first; links made in the same second, latest first."""
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links WHERE {_LIVE} "
+            f"SELECT {COLUMNS} FROM links WHERE {LIVE} "
             "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
             (-1 if limit is None else limit, offset),
         )
@@ -206,7 +190,7 @@ class LinkStore:
     def most_clicked(self, limit: int | None = None) -> list[Link]:
         """Return links by human clicks, most first; ties newest first."""
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links WHERE {_LIVE} "
+            f"SELECT {COLUMNS} FROM links WHERE {LIVE} "
             "ORDER BY coalesce(clicks, 0) DESC, created_at DESC, rowid DESC LIMIT ?",
             (-1 if limit is None else limit,),
         )
@@ -214,7 +198,7 @@ class LinkStore:
 
     def count(self) -> int:
         """Return how many links there are, not counting deleted ones."""
-        row = self.conn.execute(f"SELECT count(*) FROM links WHERE {_LIVE}")
+        row = self.conn.execute(f"SELECT count(*) FROM links WHERE {LIVE}")
         return int(row.fetchone()[0])
 
     def edit(self, slug: str, edit: Edit, by: str = "cli") -> Link:
@@ -230,20 +214,20 @@ class LinkStore:
         """
         if edit.is_empty():
             return self.get(slug)
-        columns = self._edit_columns(edit)
         with self._transaction():
             before = self.get(slug)
+            columns = self._edit_columns(edit, before)
             assignments = ", ".join(f"{name} = ?" for name in columns)
             row = self.conn.execute(
-                f"UPDATE links SET {assignments} WHERE slug = ? RETURNING {_COLUMNS}",
+                f"UPDATE links SET {assignments} WHERE slug = ? RETURNING {COLUMNS}",
                 (*columns.values(), slug),
             ).fetchone()
             link = Link(*row)
             if (link.destination, link.status) != (before.destination, before.status):
-                self._seed_history(before)
-                self._add_history(link, by)
+                history.seed(self.conn, before)
+                history.record(self.conn, link, by)
 
-        self.cache.put(slug, _served(link))
+        self._publish(slug)
         logger.debug("edited %s: %s", slug, ", ".join(columns))
         return link
 
@@ -254,17 +238,12 @@ class LinkStore:
         Raises LinkNotFound.
         """
         link = self.get(slug, deleted=True)
-        rows = self.conn.execute(
-            f"SELECT {_HISTORY} FROM link_history WHERE slug = ? ORDER BY id",
-            (slug,),
-        ).fetchall()
-        if not rows:
-            return [
-                Change(
-                    0, link.destination, link.status, link.created_at, "", None, None
-                )
-            ]
-        return [Change(*row) for row in rows]
+        changes = history.entries(self.conn, slug)
+        if changes:
+            return changes
+        return [
+            Change(0, link.destination, link.status, link.created_at, "", None, None)
+        ]
 
     def revert(self, slug: str, by: str = "cli") -> Link:
         """Take the link `slug` back to the destination and status it had before.
@@ -275,21 +254,18 @@ class LinkStore:
         earlier destination.
         """
         with self._transaction():
-            link = self.get(slug)
-            current, earlier = self._last_two(slug)
+            self.get(slug)  # a tombstone has nothing to revert
+            current, earlier = history.last_two(self.conn, slug)
             destination = self.policy.check(earlier.destination)
             row = self.conn.execute(
                 "UPDATE links SET destination_url = ?, redirect_status = ? "
-                f"WHERE slug = ? RETURNING {_COLUMNS}",
+                f"WHERE slug = ? RETURNING {COLUMNS}",
                 (destination, earlier.status, slug),
             ).fetchone()
-            self.conn.execute(
-                "UPDATE link_history SET reverted_at = CURRENT_TIMESTAMP, "
-                "reverted_by = ? WHERE id = ?",
-                (by, current.id),
-            )
+            history.mark_reverted(self.conn, current, by)
+
+        self._publish(slug)
         link = Link(*row)
-        self.cache.put(slug, _served(link))
         logger.debug("reverted %s to %s", slug, link.destination)
         return link
 
@@ -301,13 +277,13 @@ class LinkStore:
         """
         row = self.conn.execute(
             "UPDATE links SET deleted_at = CURRENT_TIMESTAMP "
-            f"WHERE slug = ? AND {_LIVE} RETURNING {_COLUMNS}",
+            f"WHERE slug = ? AND {LIVE} RETURNING {COLUMNS}",
             (slug,),
         ).fetchone()
         if row is None:
-            raise _not_found(slug)
+            raise rows.not_found(slug)
 
-        self.cache.put(slug, None)
+        self._publish(slug)
         logger.debug("deleted %s", slug)
         return Link(*row)
 
@@ -318,8 +294,8 @@ class LinkStore:
         """
         with self._transaction():
             link = self.get(slug, deleted=True)
-            self._remove_all(slug)
-        self.cache.put(slug, None)
+            rows.remove_all(self.conn, slug)
+        self._publish(slug)
         logger.debug("purged %s", slug)
         return link
 
@@ -331,7 +307,7 @@ class LinkStore:
         """
         row = self.conn.execute(
             "UPDATE links SET limit_used = limit_used + 1 WHERE slug = ? "
-            f"AND {_LIVE} AND max_clicks IS NOT NULL AND limit_used < max_clicks "
+            f"AND {LIVE} AND max_clicks IS NOT NULL AND limit_used < max_clicks "
             "RETURNING limit_used",
             (slug,),
         ).fetchone()
@@ -340,7 +316,7 @@ class LinkStore:
     def has_clicks_left(self, slug: str) -> bool:
         """Whether the link's click limit still allows a redirect."""
         row = self.conn.execute(
-            f"SELECT 1 FROM links WHERE slug = ? AND {_LIVE} "
+            f"SELECT 1 FROM links WHERE slug = ? AND {LIVE} "
             "AND (max_clicks IS NULL OR limit_used < max_clicks)",
             (slug,),
         ).fetchone()
@@ -368,6 +344,20 @@ class LinkStore:
             raise
         self.conn.execute("COMMIT")
 
+    def _publish(self, slug: str, *, changed: bool = True) -> None:
+        """Write the committed state of `slug` through to the cache.
+
+        Two writers may commit in one order and reach the cache in the other. So
+        the state is read again inside the cache's transaction, which one writer
+        holds at a time: whichever writes last writes the latest commit.
+        """
+        with self.cache.transaction():
+            self.cache.put(slug, self._served(slug), changed=changed)
+
+    def _served(self, slug: str) -> Target | None:
+        row = self.conn.execute(_SERVED, (slug,)).fetchone()
+        return None if row is None else targets.target(*row)
+
     def _checked(self, terms: Terms) -> Terms:
         fallback = terms.fallback
         if fallback is not None:
@@ -385,7 +375,7 @@ class LinkStore:
         except InvalidDestination as exc:
             raise InvalidTerms(f"Fallback: {exc}", fallback, "fallback") from None
 
-    def _edit_columns(self, edit: Edit) -> dict[str, object]:
+    def _edit_columns(self, edit: Edit, before: Link) -> dict[str, object]:
         columns: dict[str, object] = {}
         if edit.destination is not UNSET:
             columns["destination_url"] = self.policy.check(edit.destination)
@@ -398,210 +388,14 @@ class LinkStore:
             columns["limit_used"] = 0
         if edit.fallback is not UNSET:
             fallback = edit.fallback
-            columns["fallback_url"] = fallback and self._checked_fallback(fallback)
+            checked = None if fallback is None else self._checked_fallback(fallback)
+            columns["fallback_url"] = checked
         if edit.disabled is not UNSET:
-            columns["disabled_at"] = model.now_text() if edit.disabled else None
+            # Disabling a disabled link keeps the time it was first switched off.
+            since = before.disabled_at or model.now_text()
+            columns["disabled_at"] = since if edit.disabled else None
         return columns
-
-    def _insert(self, slug: str, destination: str, terms: Terms, by: str) -> Link:
-        row = self.conn.execute(
-            "INSERT INTO links (slug, destination_url, redirect_status, expires_at, "
-            f"max_clicks, fallback_url) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-            (slug, destination, *astuple(terms)),
-        ).fetchone()
-        link = Link(*row)
-        self._add_history(link, by)
-        return link
-
-    def _insert_custom(
-        self,
-        slug: str,
-        destination: str,
-        terms: Terms,
-        reuse: bool,
-        reclaim: bool,
-        by: str,
-    ) -> Link:
-        existing = self._find(slug)
-        if existing is None:
-            return self._insert(slug, destination, terms, by)
-        if existing.deleted_at is not None:
-            if not reclaim:
-                raise SlugTaken(
-                    f"The slug {slug!r} belonged to a link deleted on "
-                    f"{existing.deleted_at}; reclaim it explicitly (--reclaim, or "
-                    '"reclaim": true in the API), which drops its old statistics, '
-                    "or choose another.",
-                    slug,
-                )
-            self._remove_all(slug)
-            return self._insert(slug, destination, terms, by)
-        if reuse and _same(existing, destination, terms):
-            return existing
-        raise SlugTaken(
-            f"The slug {slug!r} is taken (it leads to {existing.destination}); "
-            "choose another, or leave the slug out to get a generated one.",
-            slug,
-        )
-
-    def _insert_reusing(self, destination: str, terms: Terms, by: str) -> Link:
-        row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links WHERE destination_url = ? "
-            "AND redirect_status = ? AND expires_at IS ? AND max_clicks IS ? "
-            f"AND fallback_url IS ? AND disabled_at IS NULL AND {_LIVE} "
-            "ORDER BY created_at, rowid LIMIT 1",
-            (destination, *astuple(terms)),
-        ).fetchone()
-        return Link(*row) if row else self._insert_generated(destination, terms, by)
-
-    def _insert_generated(self, destination: str, terms: Terms, by: str) -> Link:
-        base = self.settings.slug_length
-        for attempt in range(TRIES_PER_LENGTH * (EXTRA_LENGTHS + 1)):
-            candidate = slugs.generate(base + attempt // TRIES_PER_LENGTH)
-            if not slugs.is_well_formed(candidate):
-                continue
-            # A tombstone's slug is taken too: it is never handed out again.
-            try:
-                return self._insert(candidate, destination, terms, by)
-            except sqlite3.IntegrityError:
-                logger.debug("generated slug %s was taken; trying another", candidate)
-        raise StorageError(
-            f"No free slug was found in {attempt + 1} tries up to "
-            f"{base + EXTRA_LENGTHS} characters; raise LINKBROKER_SLUG_LENGTH.",
-            destination,
-        )
-
-    def _find(self, slug: str) -> Link | None:
-        row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM links WHERE slug = ?", (slug,)
-        ).fetchone()
-        return None if row is None else Link(*row)
-
-    def _remove_all(self, slug: str) -> None:
-        for table in (
-            "links",
-            "clicks",
-            "daily_clicks",
-            "daily_sources",
-            "link_history",
-        ):
-            self.conn.execute(f"DELETE FROM {table} WHERE slug = ?", (slug,))
-
-    def _has_history(self, slug: str) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM link_history WHERE slug = ? LIMIT 1", (slug,)
-        ).fetchone()
-        return row is not None
-
-    def _seed_history(self, link: Link) -> None:
-        # Links made before history was kept, or brought in by an import, start
-        # their history with the state they had.
-        if not self._has_history(link.slug):
-            self.conn.execute(
-                "INSERT INTO link_history (slug, destination_url, redirect_status, "
-                "changed_at, changed_by) VALUES (?, ?, ?, ?, '')",
-                (link.slug, link.destination, link.status, link.created_at),
-            )
-
-    def _add_history(self, link: Link, by: str) -> None:
-        self.conn.execute(
-            "INSERT INTO link_history (slug, destination_url, redirect_status, "
-            "changed_by) VALUES (?, ?, ?, ?)",
-            (link.slug, link.destination, link.status, by),
-        )
-
-    def _last_two(self, slug: str) -> tuple[Change, Change]:
-        rows = self.conn.execute(
-            f"SELECT {_HISTORY} FROM link_history "
-            "WHERE slug = ? AND reverted_at IS NULL ORDER BY id DESC LIMIT 2",
-            (slug,),
-        ).fetchall()
-        if len(rows) < 2:
-            raise InvalidTerms(
-                f"The link {slug!r} has no earlier destination to go back to; "
-                "see `linkbroker history " + slug + "`.",
-                slug,
-                "slug",
-            )
-        return Change(*rows[0]), Change(*rows[1])
 
     def _meta(self, key: str) -> str:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row.fetchone()[0])
-
-
-def _same(link: Link, destination: str, terms: Terms) -> bool:
-    return (
-        link.destination == destination
-        and link.disabled_at is None
-        and Terms(link.status, link.expires_at, link.max_clicks, link.fallback) == terms
-    )
-
-
-def _served(link: Link) -> Target | None:
-    """Return what serving `link` needs, as the cache holds it."""
-    return _target(
-        link.destination,
-        link.status,
-        link.expires_at,
-        link.max_clicks,
-        link.fallback,
-        link.disabled_at,
-    )
-
-
-def _target(
-    destination: str,
-    status: int,
-    expires_at: str | None,
-    max_clicks: int | None,
-    fallback: str | None,
-    disabled_at: str | None,
-) -> Target | None:
-    """Return what serving a stored link needs, with its URLs always in ASCII.
-
-    linkbroker stores destinations in their checked ASCII form; a row another tool
-    wrote may be neither, and is checked and put in that form here, so that every
-    reader gets a value it can send in a Location header.
-    """
-    served = _servable(destination)
-    if served is None:
-        return None
-    return Target(
-        served,
-        status if status in REDIRECT_STATUSES else DEFAULT_STATUS,
-        None if expires_at is None else lifecycle.epoch(expires_at),
-        max_clicks,
-        None if fallback is None else _servable(fallback),
-        disabled_at is not None,
-    )
-
-
-def _servable(destination: str) -> str | None:
-    if _looks_stored(destination):
-        return destination
-    from linkbroker.destinations import normalize
-
-    try:
-        return normalize(destination)
-    except InvalidDestination:
-        logger.warning("not serving %r: it is not a valid destination", destination)
-        return None
-
-
-def _looks_stored(destination: str) -> bool:
-    # Cheap enough for every cache miss; anything else takes the full check.
-    return (
-        destination.startswith(("http://", "https://"))
-        and destination.isascii()
-        and destination.isprintable()
-        and " " not in destination
-    )
-
-
-def _not_found(slug: str) -> LinkNotFound:
-    return LinkNotFound(
-        f"No link has the slug {slug!r}; check its spelling, or run "
-        "`linkbroker list` to see the links.",
-        slug,
-    )

@@ -580,3 +580,30 @@ async def test_qr_codes_as_svg_and_png(api: httpx.AsyncClient) -> None:
     assert png.content.startswith(b"\x89PNG")
     assert (await api.get("/api/links/q/qr?format=gif")).status_code == 400
     assert (await api.get("/api/links/nope/qr")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"expiresAt": "9999-12-31T23:00-05:00"},
+        {"expiresAt": "0001-01-01T00:00+05:00"},
+        {"expiresIn": "1" * 5000 + "s"},
+        {"expiresIn": "\u0663d"},
+        {"maxClicks": 10**30},
+        {"fallback": ""},
+    ],
+)
+async def test_out_of_range_terms_are_422_not_500(
+    api: httpx.AsyncClient, api_settings: Settings, body: dict[str, Any]
+) -> None:
+    made = await api.post(
+        "/api/shorten", json={"destination": "https://example.com/", **body}
+    )
+    assert made.status_code == 422
+    await api.post(
+        "/api/shorten", json={"slug": "x", "destination": "https://e.example/"}
+    )
+    before = _links(api_settings)
+    edited = await api.patch("/api/links/x", json=body)
+    assert edited.status_code == 422
+    assert _links(api_settings) == before

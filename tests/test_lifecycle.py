@@ -44,7 +44,10 @@ def test_durations(text: str, seconds: int) -> None:
     assert lifecycle.parse_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "7", "d", "5x", "-1d", "0s", "1.5h", "99999w"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "7", "d", "5x", "-1d", "0s", "1.5h", "99999w", "\u0663d", "1" * 5000 + "s"],
+)
 def test_bad_durations_name_the_value(text: str) -> None:
     with pytest.raises(InvalidTerms, match="duration") as caught:
         lifecycle.parse_duration(text)
@@ -69,6 +72,8 @@ def test_moments_are_utc_unless_they_say_otherwise() -> None:
         (None, "next tuesday", "not a date"),
         ("1d", "2026-02-01", "not both"),
         (None, "2200-01-01", "days away"),
+        (None, "9999-12-31T23:00-05:00", "out of range"),
+        (None, "0001-01-01T00:00+05:00", "out of range"),
     ],
 )
 def test_bad_expiries(expires_in: str | None, expires_at: str, message: str) -> None:
@@ -145,6 +150,9 @@ def test_disable_and_enable(store: LinkStore) -> None:
     store.create("https://example.com/", "d")
     disabled = store.edit("d", Edit(disabled=True))
     assert disabled.state == "disabled" and disabled.disabled_at is not None
+    store.conn.execute("UPDATE links SET disabled_at = '2026-01-01 00:00:00'")
+    again = store.edit("d", Edit(disabled=True))
+    assert again.disabled_at == "2026-01-01 00:00:00"  # when it was first switched off
     target = store.resolve("d")
     assert target is not None and target.disabled
     assert store.edit("d", Edit(disabled=False)).state == "active"
@@ -261,6 +269,24 @@ def test_links_from_before_history_start_it_on_their_first_edit(
     assert store.revert("legacy").destination == "https://example.com/old"
 
 
+def test_an_empty_fallback_is_refused_on_edit_as_on_create(store: LinkStore) -> None:
+    store.create("https://example.com/", "f")
+    with pytest.raises(InvalidTerms, match="Fallback"):
+        store.edit("f", Edit(fallback=""))
+    assert store.get("f").fallback is None
+
+
+def test_reuse_never_hands_back_a_link_that_no_longer_works(store: LinkStore) -> None:
+    once = store.create("https://example.com/", reuse=True, terms=Terms(max_clicks=1))
+    assert store.take_click(once.slug)
+    fresh = store.create("https://example.com/", reuse=True, terms=Terms(max_clicks=1))
+    assert fresh.slug != once.slug and fresh.state == "active"
+    with pytest.raises(SlugTaken):
+        store.create(
+            "https://example.com/", once.slug, reuse=True, terms=Terms(max_clicks=1)
+        )
+
+
 def test_reuse_matches_terms_too(store: LinkStore) -> None:
     plain = store.create("https://example.com/", reuse=True)
     assert store.create("https://example.com/", reuse=True).slug == plain.slug
@@ -311,6 +337,15 @@ async def test_the_click_that_reaches_the_limit_is_the_last_redirect(
     assert statuses == [302, 302, 302, 410, 410]
     assert (await client.head("/three")).status_code == 410
     assert store.get("three").limit_used == 3
+
+    # Spent, the link stops asking for the write lock: it answers at once even
+    # while another process holds that lock.
+    other = sqlite3.connect(store.settings.db_path)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        assert (await client.get("/three")).status_code == 410
+    finally:
+        other.close()
 
 
 @pytest.mark.anyio
@@ -382,3 +417,15 @@ async def test_a_deleted_link_answers_like_one_that_never_was(
     gone, never = await client.get("/bye"), await client.get("/never")
     assert (gone.status_code, gone.text) == (never.status_code, never.text)
     assert gone.status_code == 404
+
+
+def test_tidy_removes_expired_cache_entries(
+    store: LinkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linkbroker import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "ABSENT_TTL", -1.0)  # expired when written
+    for slug in ("a", "b", "c"):
+        store.resolve(slug)
+    assert store.cache.tidy() == 3
+    assert store.cache.tidy() == 0

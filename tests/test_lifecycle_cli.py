@@ -49,7 +49,7 @@ def test_bad_terms_say_what_to_write_and_store_nothing(cli: Invoke) -> None:
         (["--expires-in", "7"], "write a number and a unit"),
         (["--expires-at", "yesterday"], "not a date and time"),
         (["--expires-in", "1d", "--expires-at", "2099-01-01"], "not both"),
-        (["--max-clicks", "0"], "from 1 up"),
+        (["--max-clicks", "0"], "from 1 to 1,000,000,000,000"),
         (["--status", "303"], "use one of 301, 302, 307, 308"),
         (["--fallback", "ftp://example.com/"], "Fallback"),
     ]:

@@ -76,12 +76,34 @@ def test_a_generated_slug_guessed_before_it_existed_is_served_at_once(
     assert store.resolve("Guessed") == Target("https://example.com/g")
 
 
-def test_a_generated_slug_nobody_asked_for_costs_no_cache_write(
-    store: LinkStore,
+def test_a_reader_that_saw_no_link_before_its_creation_cannot_hide_it(
+    store: LinkStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    link = store.create("https://example.com/fresh")
-    assert store.cache.get(link.slug) is None  # filled by the first reader instead
-    assert store.resolve(link.slug) == Target("https://example.com/fresh")
+    # The reader reads SQLite before the commit, and fills the cache after the
+    # writer is done: its absent mark must lose.
+    monkeypatch.setattr(slugs, "generate", lambda length: "Racing1")
+    with LinkStore(settings) as reader:
+        saw = reader._served("Racing1")
+        store.create("https://example.com/r")
+        reader.cache.fill("Racing1", saw)
+        assert reader.resolve("Racing1") == Target("https://example.com/r")
+
+
+def test_two_writers_reaching_the_cache_out_of_order_leave_the_latest_state(
+    store: LinkStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create("https://example.com/1", "w")
+    with LinkStore(settings) as late:
+        # The late writer commits first, then stalls before its cache write.
+        stalled: list[str] = []
+        monkeypatch.setattr(late, "_publish", stalled.append)
+        late.edit("w", Edit(destination="https://example.com/2"))
+        store.edit("w", Edit(disabled=True))
+        monkeypatch.undo()
+        late._publish(stalled[0])
+
+        target = late.resolve("w")
+    assert target == Target("https://example.com/2", disabled=True)
 
 
 def test_malformed_slug_touches_no_storage(settings: Settings) -> None:

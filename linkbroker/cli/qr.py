@@ -30,8 +30,8 @@ def qr(
     """Show a QR code of the short URL of SLUG, or write it to a file."""
     from linkbroker import qrcodes
 
-    kind = None if output is None else output.suffix.lower().lstrip(".")
-    if kind is not None and kind not in qrcodes.MEDIA_TYPES:
+    kind = "" if output is None else output.suffix.lower().lstrip(".")
+    if output is not None and kind not in qrcodes.MEDIA_TYPES:
         raise typer.BadParameter(
             f"{str(output)!r} ends in neither .png nor .svg; name the file "
             "code.png or code.svg.",
@@ -41,9 +41,8 @@ def qr(
         link = store.get(slug)
         short_url = store.settings.short_url(link.slug)
 
-    if output is None or kind is None:
-        qrcodes.draw(short_url, sys.stdout)
-        typer.echo(short_url)
+    if output is None:
+        _draw(short_url)
         return
     try:
         output.write_bytes(qrcodes.image(short_url, kind, scale))
@@ -54,3 +53,18 @@ def qr(
             param_hint="--output",
         ) from None
     typer.echo(f"Wrote a QR code of {short_url} to {output}.")
+
+
+def _draw(short_url: str) -> None:
+    from linkbroker import qrcodes
+
+    try:
+        qrcodes.draw(short_url, sys.stdout)
+    except UnicodeEncodeError:
+        raise typer.BadParameter(
+            f"This terminal's encoding ({sys.stdout.encoding}) cannot show the "
+            "code's block characters; write a file with --output code.png, or use "
+            "a UTF-8 terminal.",
+            param_hint="SLUG",
+        ) from None
+    typer.echo(short_url)
