@@ -101,50 +101,49 @@ def _link_paths() -> dict[str, Any]:
             parameters=[_query("purge", {"type": "boolean"})],
         ),
     }
-    history = {
-        "parameters": [_slug_parameter()],
-        "get": _operation(
-            "Every destination a link has had",
-            {"200": _json(_ref("History"), "The history."), **_errors(401, 404)},
-        ),
-    }
-    revert = {
-        "parameters": [_slug_parameter()],
-        "post": _operation(
-            "Go back to the previous destination",
-            {"200": _json(_LINK, "Reverted."), **_errors(401, 404, 422, 429)},
-        ),
-    }
-    stats = {
-        "parameters": [_slug_parameter()],
-        "get": _operation(
-            "A link's clicks per day, referrers and bot reasons",
-            {"200": _json(_ref("Stats"), "The stats."), **_errors(401, 404)},
-        ),
-    }
-    qr = {
-        "parameters": [_slug_parameter()],
-        "get": _operation(
-            "A QR code of the short URL, as SVG (the default) or PNG",
-            {
-                "200": {
-                    "description": "The image.",
-                    "content": {
-                        "image/svg+xml": {"schema": {"type": "string"}},
-                        "image/png": {"schema": {"type": "string"}},
-                    },
-                },
-                **_errors(400, 401, 404),
+    return {"/api/links/{slug}": one_link, **_link_part_paths()}
+
+
+def _on_link(method: str, operation: dict[str, Any]) -> dict[str, Any]:
+    return {"parameters": [_slug_parameter()], method: operation}
+
+
+def _link_part_paths() -> dict[str, Any]:
+    image = {"schema": {"type": "string"}}
+    qr = _operation(
+        "A QR code of the short URL, as SVG (the default) or PNG",
+        {
+            "200": {
+                "description": "The image.",
+                "content": {"image/svg+xml": image, "image/png": image},
             },
-            parameters=[_query("format", {"type": "string", "enum": ["svg", "png"]})],
-        ),
-    }
+            **_errors(400, 401, 404),
+        },
+        parameters=[_query("format", {"type": "string", "enum": ["svg", "png"]})],
+    )
     return {
-        "/api/links/{slug}/qr": qr,
-        "/api/links/{slug}": one_link,
-        "/api/links/{slug}/stats": stats,
-        "/api/links/{slug}/history": history,
-        "/api/links/{slug}/revert": revert,
+        "/api/links/{slug}/stats": _on_link(
+            "get",
+            _operation(
+                "A link's clicks per day, referrers and bot reasons",
+                {"200": _json(_ref("Stats"), "The stats."), **_errors(401, 404)},
+            ),
+        ),
+        "/api/links/{slug}/history": _on_link(
+            "get",
+            _operation(
+                "Every destination a link has had",
+                {"200": _json(_ref("History"), "The history."), **_errors(401, 404)},
+            ),
+        ),
+        "/api/links/{slug}/revert": _on_link(
+            "post",
+            _operation(
+                "Go back to the previous destination",
+                {"200": _json(_LINK, "Reverted."), **_errors(401, 404, 422, 429)},
+            ),
+        ),
+        "/api/links/{slug}/qr": _on_link("get", qr),
     }
 
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from linkbroker import bots, slugs
 from linkbroker.api import Api, Image
+from linkbroker.api_input import header
 from linkbroker.clicks import ClickRecorder, RawClick
 from linkbroker.errors import LinkbrokerError
 from linkbroker.limits import ClickLimits
@@ -231,7 +232,10 @@ class App:
     async def _click_allowed(self, slug: str, scope: Scope) -> bool:
         # Bots, previews and HEAD see the link but never use up its clicks.
         limits = self._limits()
-        if scope["method"] == "GET" and bots.classify(_user_agent(scope)) is None:
+        if (
+            scope["method"] == "GET"
+            and bots.classify(header(scope, b"user-agent")) is None
+        ):
             return await limits.take(slug)
         return await limits.left(slug)
 
@@ -382,13 +386,6 @@ class App:
     def _recorder(self) -> ClickRecorder:
         assert self.clicks is not None, "startup opens the recorder"
         return self.clicks
-
-
-def _user_agent(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"user-agent":
-            return str(value.decode("latin-1"))
-    return ""
 
 
 def create_app() -> App:

@@ -14,8 +14,7 @@ from linkbroker.cli.terms import (
     MaxClicks,
     Status,
 )
-
-DEFAULT_STATUS = 302
+from linkbroker.model import DEFAULT_STATUS
 
 
 @app.command()
