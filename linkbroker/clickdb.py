@@ -1,0 +1,295 @@
+"""Writing clicks to SQLite: classification, visitor hashing, sums, one transaction.
+
+This is the half of click recording that costs CPU. It runs in the click writer
+process (see clickwriter.py), away from the server's event loop, and in the server
+itself only as a last resort when a stopping worker could not hand its clicks over.
+It imports nothing of the server, so that the writer process stays small.
+"""
+
+import hashlib
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from linkbroker import bots, database
+from linkbroker.settings import Settings
+
+if TYPE_CHECKING:
+    from linkbroker.settings import IPNetwork
+
+logger = logging.getLogger(__name__)
+
+# Retention pruning walks the oldest rows; doing it on every flush would be waste.
+PRUNE_EVERY = 600.0
+_MILLISECONDS = [f".{ms:03d}" for ms in range(1000)]
+
+
+# What the request path keeps of a redirect, with no parsing, hashing or I/O:
+# (slug, at, head, user_agent, referrer, forwarded_for, peer). A plain tuple of
+# atomic values, which the garbage collector stops tracking at its first look: a
+# NamedTuple stays tracked, and a second's worth of them turned every full
+# collection into a pause of tens of milliseconds on the event loop.
+RawClick = tuple[str, float, bool, bytes, bytes, bytes, str]
+
+
+# A click as stored: slug, clicked_at, referrer_host, user_agent, is_bot, bot_reason,
+# visitor. A plain tuple: a batch builds tens of thousands of them.
+Click = tuple[str, str, str | None, str, bool, str | None, str]
+
+
+class ClickWriter:
+    """Turns raw clicks into rows and writes them to SQLite in one transaction."""
+
+    def __init__(
+        self, settings: Settings, also_checkpoint: Sequence[Path] = ()
+    ) -> None:
+        self.settings = settings
+        self._conn = database.connect(settings.db_path, autocheckpoint=False)
+        self._others = [_checkpoint_connection(path) for path in also_checkpoint]
+        # Clicks are appended, never read back here: a small page cache will do.
+        self._conn.execute("PRAGMA cache_size = -512")
+        salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
+        self._salt = str(salt.fetchone()[0]).encode()
+        self._held: list[Click] = []
+        self._last_prune = 0.0
+        self.written = 0
+
+    def add(self, batch: Sequence[RawClick]) -> None:
+        """Prepare raw clicks and hold them for the next `commit`."""
+        self._held.extend(self.prepare(batch))
+
+    def held(self) -> int:
+        """Return how many clicks wait for the next `commit`."""
+        return len(self._held)
+
+    def commit(self) -> int:
+        """Write the held clicks in one transaction; return how many were written.
+
+        On an error nothing is written and the clicks stay held for the next try.
+        """
+        clicks = self._held
+        if not clicks:
+            return 0
+        days, sources, links = _summarise(clicks)
+
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _execute_in_chunks(conn, _INSERT_CLICKS, clicks)
+            _execute_in_chunks(conn, _ADD_TO_DAYS, days)
+            _execute_in_chunks(conn, _ADD_TO_SOURCES, sources)
+            _execute_in_chunks(conn, _ADD_TO_LINKS, links)
+            self._prune_if_due()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._held = []
+        self.written += len(clicks)
+        logger.debug("flushed %d clicks for %d links", len(clicks), len(links))
+        return len(clicks)
+
+    def write(self, batch: Sequence[RawClick]) -> int:
+        """Store a batch of raw clicks now; return how many were written."""
+        self.add(batch)
+        return self.commit()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL files back into their databases.
+
+        The server's connections leave this to the click writer, so that the fsync
+        a checkpoint needs never delays a request.
+        """
+        for conn in (self._conn, *self._others):
+            try:
+                database.checkpoint(conn)
+            except sqlite3.Error:
+                logger.warning("could not checkpoint; the WAL will wait", exc_info=True)
+
+    def close(self) -> None:
+        """Close the connections; whatever is still held is not written."""
+        for conn in (self._conn, *self._others):
+            conn.close()
+
+    def prepare(self, batch: Sequence[RawClick]) -> list[Click]:
+        """Turn raw clicks into rows: time stamps, bot reasons, hashed visitors."""
+        # Every step is memoised: a batch repeats the same agents, referrers,
+        # seconds and visitors many times over.
+        trusted, salt = self.settings.trusted_proxies, self._salt
+        rows: list[Click] = []
+        for slug, at, head, agent, referrer, forwarded_for, peer in batch:
+            user_agent, reason = _agent(agent)
+            if head:
+                reason = "HEAD request"
+            stamp = _stamp(int(at))
+            address = client_address(forwarded_for, peer, trusted) if trusted else peer
+            rows.append(
+                (
+                    slug,
+                    stamp + _MILLISECONDS[int(at * 1000) % 1000],
+                    _host(referrer) if referrer else None,
+                    user_agent,
+                    reason is not None,
+                    reason,
+                    _visitor(salt, stamp[:10], address),
+                )
+            )
+        return rows
+
+    def _prune_if_due(self) -> None:
+        now = time.time()
+        if now - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = now
+        cutoff = time.gmtime(now - self.settings.retention_days * 86400)
+        # Rows are appended in time order, so the old ones are a run at the front:
+        # find where it ends and delete up to there, without an index on time.
+        removed = self._conn.execute(
+            "DELETE FROM clicks WHERE id < coalesce("
+            "(SELECT id FROM clicks WHERE clicked_at >= ? ORDER BY id LIMIT 1), "
+            "(SELECT max(id) + 1 FROM clicks))",
+            (time.strftime("%Y-%m-%d %H:%M:%S", cutoff),),
+        ).rowcount
+        if removed:
+            logger.info("pruned %d click rows past the retention period", removed)
+
+
+_INSERT_CLICKS = (
+    "INSERT INTO clicks (slug, clicked_at, referrer_host, user_agent, is_bot, "
+    "bot_reason, visitor) VALUES {values}"
+)
+# ON CONFLICT turns each insert into a sum with what the counters already hold.
+_ADD_TO_DAYS = (
+    "INSERT INTO daily_clicks (slug, day, human, bot) VALUES {values} "
+    "ON CONFLICT (slug, day) DO UPDATE SET "
+    "human = human + excluded.human, bot = bot + excluded.bot"
+)
+_ADD_TO_SOURCES = (
+    "INSERT INTO daily_sources (slug, day, kind, source, clicks) VALUES {values} "
+    "ON CONFLICT (slug, day, kind, source) DO UPDATE "
+    "SET clicks = clicks + excluded.clicks"
+)
+_ADD_TO_LINKS = (
+    "WITH added (slug, human, bot) AS (VALUES {values}) "
+    "UPDATE links SET clicks = coalesce(clicks, 0) + added.human, "
+    "bot_clicks = bot_clicks + added.bot FROM added WHERE links.slug = added.slug"
+)
+
+
+Rows = Sequence[Sequence[object]]
+# Most rows one statement carries.
+CHUNK = 256
+
+
+def _execute_in_chunks(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
+    # Many rows to one multi-row VALUES statement: SQLite parses and plans it once
+    # for the whole chunk, where an executemany steps through the rows one by one.
+    if not rows:
+        return
+    width = len(rows[0])
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
+    start = 0
+    while start < len(rows):
+        count = _statement_rows(len(rows) - start, min(CHUNK, limit))
+        values = ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
+        chunk = rows[start : start + count]
+        conn.execute(sql.format(values=values), list(chain.from_iterable(chunk)))
+        start += count
+
+
+def _statement_rows(left: int, most: int) -> int:
+    # Powers of two only: sqlite3 keeps every prepared statement it has seen, and a
+    # statement of a few hundred rows is large, so the shapes must be few.
+    return 1 << (min(left, most).bit_length() - 1)
+
+
+def _checkpoint_connection(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _summarise(clicks: list[Click]) -> tuple[Rows, Rows, Rows]:
+    """Sum a batch per link and day, per source, and per link, human and bot apart."""
+    # One pass in C over the clicks; the loops below run once per distinct key.
+    counts = Counter(
+        (slug, at[:10], is_bot, reason if is_bot else referrer)
+        for slug, at, referrer, _, is_bot, reason, _ in clicks
+    )
+    days: dict[tuple[str, str], list[int]] = {}
+    sources: Counter[tuple[str, str, str, str]] = Counter()
+    links: dict[str, list[int]] = {}
+    for (slug, day, is_bot, source), count in counts.items():
+        days.setdefault((slug, day), [0, 0])[is_bot] += count
+        links.setdefault(slug, [0, 0])[is_bot] += count
+        kind = "bot" if is_bot else "referrer"
+        sources[slug, day, kind, source or ""] += count
+    return (
+        [[*key, *pair] for key, pair in days.items()],
+        [[*key, count] for key, count in sources.items()],
+        [[slug, *pair] for slug, pair in links.items()],
+    )
+
+
+@lru_cache(maxsize=4096)
+def _agent(raw: bytes) -> tuple[str, str | None]:
+    user_agent = raw.decode("latin-1")[:512]
+    return user_agent, bots.classify(user_agent)
+
+
+@lru_cache(maxsize=1024)
+def _stamp(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+
+
+@lru_cache(maxsize=65536)
+def _visitor(salt: bytes, day: str, address: str) -> str:
+    # A daily salted hash: it counts distinct visitors in a day, cannot be turned
+    # back into an address, and cannot follow anyone from one day to the next.
+    digest = hashlib.sha256(salt + day.encode() + address.encode())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4096)
+def _host(referrer: bytes) -> str | None:
+    if not referrer:
+        return None
+    try:
+        host = urlsplit(referrer.decode("latin-1")).hostname
+    except ValueError:
+        return None
+    return host[:255] if host else None
+
+
+def client_address(
+    forwarded_for: bytes, peer: str, trusted: tuple["IPNetwork", ...]
+) -> str:
+    """Return the visitor's address: the peer, or what trusted proxies forwarded.
+
+    X-Forwarded-For is read right to left, skipping trusted proxies; the first
+    address that is not one is the client. From an untrusted peer it is ignored, as
+    anyone can send it.
+    """
+    if not trusted or not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",")]
+    for hop in reversed(hops):
+        if hop and not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] or peer
+
+
+def _is_trusted(address: str, trusted: tuple["IPNetwork", ...]) -> bool:
+    # Imported here: only a server behind trusted proxies parses addresses.
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

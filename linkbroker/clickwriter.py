@@ -1,0 +1,148 @@
+"""The click writer: a process beside each server worker that stores its clicks.
+
+Run as `python -m linkbroker.clickwriter [FILE_TO_CHECKPOINT...]` by the worker,
+which streams raw clicks to its stdin in frames and reads one reply line per
+commit on its stdout. Classifying, hashing, summing and the SQLite transaction all
+run here: in a thread of the worker they competed with the event loop for the GIL,
+and every flush showed up in the tail latency of requests.
+
+A frame is a header (payload length, sequence number, whether to commit after
+it) and a payload of raw clicks. The writer commits when asked to, when it holds
+a full batch, and at end of input, which is how a stopping worker says it has
+handed everything over. Replies name the last frame a commit covered, so that a
+worker knows which frames it may forget and which it must send again to a new
+writer if this one dies.
+
+The writer ignores SIGINT and SIGTERM: a terminal or a service manager sends them
+to the whole process group, and the writer must outlive its worker's last
+hand-over. It stops at end of input, which also comes when the worker dies.
+"""
+
+import logging
+import pickle
+import signal
+import struct
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from linkbroker.clickdb import ClickWriter, RawClick
+from linkbroker.errors import LinkbrokerError
+from linkbroker.settings import Settings
+
+logger = logging.getLogger("linkbroker.clickwriter")
+
+# Payload length, sequence number, commit flag.
+HEADER = struct.Struct("<IQ?")
+READY = b"ready\n"
+
+
+def encode(seq: int, clicks: Sequence[RawClick], commit: bool) -> bytes:
+    """Return one frame of raw clicks, as the worker sends it."""
+    payload = pickle.dumps(clicks, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(payload), seq, commit) + payload
+
+
+def decode(payload: bytes) -> list[RawClick]:
+    """Return the raw clicks of a frame's payload."""
+    clicks: list[RawClick] = pickle.loads(payload)  # noqa: S301 - our own worker
+    return clicks
+
+
+def read_frame(stream: BinaryIO) -> tuple[int, bool, bytes] | None:
+    """Return the next frame's sequence number, commit flag and payload, or None."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    length, seq, commit = HEADER.unpack(header)
+    payload = stream.read(length)
+    if len(payload) < length:
+        return None
+    return seq, commit, payload
+
+
+def reply_ok(through: int, written: int) -> bytes:
+    """Return the line that confirms every frame up to `through` as written."""
+    return f"ok {through} {written}\n".encode()
+
+
+def reply_error(through: int) -> bytes:
+    """Return the line saying a commit up to `through` failed; the clicks are held."""
+    return f"error {through}\n".encode()
+
+
+def serve(writer: ClickWriter, stdin: BinaryIO, stdout: BinaryIO) -> bool:
+    """Write frames from `stdin` until end of input; return whether all were stored."""
+    through = 0
+    while (frame := read_frame(stdin)) is not None:
+        seq, commit, payload = frame
+        writer.add(decode(payload))
+        through = seq
+        if commit or writer.held() >= writer.settings.flush_batch:
+            _commit(writer, through, stdout)
+    # End of input: the worker is stopping, or gone. Either way, store what is held.
+    return _commit(writer, through, stdout)
+
+
+def _commit(writer: ClickWriter, through: int, stdout: BinaryIO) -> bool:
+    held = writer.held()
+    try:
+        written = writer.commit()
+    except Exception:
+        # The clicks stay held; the worker's next flush asks again.
+        logger.exception("could not write %d clicks; keeping them", held)
+        _send(stdout, reply_error(through))
+        return False
+    _send(stdout, reply_ok(through, written))
+    writer.checkpoint()
+    return True
+
+
+def _send(stdout: BinaryIO, line: bytes) -> None:
+    try:
+        stdout.write(line)
+        stdout.flush()
+    except BrokenPipeError:
+        pass  # the worker is gone; what matters is that the clicks are stored
+
+
+def main(argv: list[str]) -> int:
+    """Open the database, say ready, and write clicks until end of input."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _log_to_stderr()
+    try:
+        writer = ClickWriter(Settings.load(), [Path(path) for path in argv])
+    except LinkbrokerError as exc:
+        logger.error("the click writer cannot start: %s", exc)
+        return 1
+
+    stdout = sys.stdout.buffer
+    _send(stdout, READY)
+    try:
+        stored = serve(writer, sys.stdin.buffer, stdout)
+    finally:
+        writer.close()
+    if not stored:
+        logger.error("stopping with %d clicks not written", writer.held())
+    return 0 if stored else 1
+
+
+class _Formatter(logging.Formatter):
+    # Lines in step with uvicorn's ("INFO:     ..."), without importing uvicorn.
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname + ':':<10}{super().format(record)}"
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(message)s"))
+    root = logging.getLogger("linkbroker")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
