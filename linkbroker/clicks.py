@@ -222,6 +222,8 @@ class ClickRecorder:
                 future.set_result(written)
 
     async def _close_writer(self) -> None:
+        if self._closing:
+            return
         self._hand_off(commit=True)
         self._closing = True
         process, supervisor = self._process, self._supervisor
