@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -82,10 +81,10 @@ class ClickWriter:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            _execute_in_chunks(conn, _INSERT_CLICKS, clicks)
-            _execute_in_chunks(conn, _ADD_TO_DAYS, days)
-            _execute_in_chunks(conn, _ADD_TO_SOURCES, sources)
-            _execute_in_chunks(conn, _ADD_TO_LINKS, links)
+            _execute_many(conn, _INSERT_CLICKS, clicks)
+            _execute_many(conn, _ADD_TO_DAYS, days)
+            _execute_many(conn, _ADD_TO_SOURCES, sources)
+            _execute_many(conn, _ADD_TO_LINKS, links)
             self._prune_if_due()
             conn.execute("COMMIT")
         except BaseException:
@@ -184,30 +183,15 @@ _ADD_TO_LINKS = (
 
 
 Rows = Sequence[Sequence[object]]
-# Most rows one statement carries.
-CHUNK = 256
 
 
-def _execute_in_chunks(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
-    # Many rows to one multi-row VALUES statement: SQLite parses and plans it once
-    # for the whole chunk, where an executemany steps through the rows one by one.
-    if not rows:
-        return
-    width = len(rows[0])
-    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
-    start = 0
-    while start < len(rows):
-        count = _statement_rows(len(rows) - start, min(CHUNK, limit))
-        values = ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
-        chunk = rows[start : start + count]
-        conn.execute(sql.format(values=values), list(chain.from_iterable(chunk)))
-        start += count
-
-
-def _statement_rows(left: int, most: int) -> int:
-    # Powers of two only: sqlite3 keeps every prepared statement it has seen, and a
-    # statement of a few hundred rows is large, so the shapes must be few.
-    return 1 << (min(left, most).bit_length() - 1)
+def _execute_many(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
+    # One single-row statement stepped over every row. Multi-row VALUES statements
+    # cost the same CPU here and a few MiB of prepared statements; they only won
+    # while the writer was a thread, when every step gave up the GIL to the loop.
+    if rows:
+        width = len(rows[0])
+        conn.executemany(sql.format(values="(" + ", ".join("?" * width) + ")"), rows)
 
 
 def _checkpoint_connection(path: Path) -> sqlite3.Connection:
