@@ -11,8 +11,9 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -39,8 +40,10 @@ RawClick = tuple[str, float, bool, bytes, bytes, bytes, str]
 
 
 # A click as stored: slug, clicked_at, referrer_host, user_agent, is_bot, bot_reason,
-# visitor. A plain tuple: a batch builds tens of thousands of them.
+# visitor.
 Click = tuple[str, str, str | None, str, bool, str | None, str]
+# What a click adds to the counters: slug, day, is_bot, referrer host or bot reason.
+_Key = tuple[str, str, bool, str | None]
 
 
 class ClickWriter:
@@ -56,32 +59,20 @@ class ClickWriter:
         self._conn.execute("PRAGMA cache_size = -512")
         salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
         self._salt = str(salt.fetchone()[0]).encode()
-        self._held: list[Click] = []
         self._last_prune = 0.0
         self.written = 0
 
-    def add(self, batch: Sequence[RawClick]) -> None:
-        """Prepare raw clicks and hold them for the next `commit`."""
-        self._held.extend(self.prepare(batch))
+    def write(self, clicks: Iterable[RawClick]) -> int:
+        """Store raw clicks in one transaction; return how many were written.
 
-    def held(self) -> int:
-        """Return how many clicks wait for the next `commit`."""
-        return len(self._held)
-
-    def commit(self) -> int:
-        """Write the held clicks in one transaction; return how many were written.
-
-        On an error nothing is written and the clicks stay held for the next try.
+        The clicks are prepared and inserted a chunk at a time, so that a large
+        batch never exists as rows all at once. On an error nothing is written.
         """
-        clicks = self._held
-        if not clicks:
-            return 0
-        days, sources, links = _summarise(clicks)
-
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            _execute_many(conn, _INSERT_CLICKS, clicks)
+            counts = self._insert(iter(clicks))
+            days, sources, links = _summarise(counts)
             _execute_many(conn, _ADD_TO_DAYS, days)
             _execute_many(conn, _ADD_TO_SOURCES, sources)
             _execute_many(conn, _ADD_TO_LINKS, links)
@@ -90,15 +81,22 @@ class ClickWriter:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._held = []
-        self.written += len(clicks)
-        logger.debug("flushed %d clicks for %d links", len(clicks), len(links))
-        return len(clicks)
+        written = counts.total()
+        self.written += written
+        logger.debug("flushed %d clicks for %d links", written, len(links))
+        return written
 
-    def write(self, batch: Sequence[RawClick]) -> int:
-        """Store a batch of raw clicks now; return how many were written."""
-        self.add(batch)
-        return self.commit()
+    def _insert(self, clicks: Iterator[RawClick]) -> Counter[_Key]:
+        counts: Counter[_Key] = Counter()
+        while chunk := list(islice(clicks, CHUNK)):
+            rows = self.prepare(chunk)
+            _execute_many(self._conn, _INSERT_CLICKS, rows)
+            # The sums need only these few fields; the rows themselves can go.
+            counts.update(
+                (slug, at[:10], is_bot, reason if is_bot else referrer)
+                for slug, at, referrer, _, is_bot, reason, _ in rows
+            )
+        return counts
 
     def checkpoint(self) -> None:
         """Copy the WAL files back into their databases.
@@ -183,6 +181,8 @@ _ADD_TO_LINKS = (
 
 
 Rows = Sequence[Sequence[object]]
+# Clicks prepared and inserted at a time.
+CHUNK = 1024
 
 
 def _execute_many(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
@@ -198,13 +198,9 @@ def _checkpoint_connection(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
 
-def _summarise(clicks: list[Click]) -> tuple[Rows, Rows, Rows]:
+def _summarise(counts: Counter[_Key]) -> tuple[Rows, Rows, Rows]:
     """Sum a batch per link and day, per source, and per link, human and bot apart."""
-    # One pass in C over the clicks; the loops below run once per distinct key.
-    counts = Counter(
-        (slug, at[:10], is_bot, reason if is_bot else referrer)
-        for slug, at, referrer, _, is_bot, reason, _ in clicks
-    )
+    # The loops run once per distinct key, not once per click.
     days: dict[tuple[str, str], list[int]] = {}
     sources: Counter[tuple[str, str, str, str]] = Counter()
     links: dict[str, list[int]] = {}
