@@ -114,7 +114,7 @@ class ClickRecorder:
         batch = [
             click
             for frame, _ in self._unconfirmed.values()
-            for click in clickwriter.decode(frame[clickwriter.HEADER.size :])
+            for click in clickwriter.decode_frame(frame)
         ]
         batch += self._pending
         writer = ClickWriter(self.settings)

@@ -68,6 +68,11 @@ class Frame(NamedTuple):
     payload: bytes
 
 
+def decode_frame(frame: bytes) -> list[RawClick]:
+    """Return the raw clicks of a whole frame, header included."""
+    return decode(frame[HEADER.size :])
+
+
 def read_frame(stream: BinaryIO) -> Frame | None:
     """Return the next frame, or None at end of input."""
     header = stream.read(HEADER.size)

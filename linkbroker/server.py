@@ -229,8 +229,8 @@ class App:
         await asyncio.gather(flusher, watcher, return_exceptions=True)
         left = recorder.pending()
         if left:
-            # The last asynchronous flush failed; one more try before giving up.
-            logger.warning("retrying the last %d clicks before stopping", left)
+            # The click writer could not write them; one more try here.
+            logger.warning("writing the last %d clicks before stopping", left)
             try:
                 recorder.flush_now()
             except (sqlite3.Error, LinkbrokerError):
