@@ -6,12 +6,12 @@ commit on its stdout. Classifying, hashing, summing and the SQLite transaction a
 run here: in a thread of the worker they competed with the event loop for the GIL,
 and every flush showed up in the tail latency of requests.
 
-A frame is a header (payload length, sequence number, whether to commit after
-it) and a payload of raw clicks. The writer commits when asked to, when it holds
-a full batch, and at end of input, which is how a stopping worker says it has
-handed everything over. Replies name the last frame a commit covered, so that a
-worker knows which frames it may forget and which it must send again to a new
-writer if this one dies.
+A frame is a header (payload length, sequence number, number of clicks, whether
+to commit after it) and a payload of raw clicks. The writer commits when asked to,
+when it holds a full batch, and at end of input, which is how a stopping worker
+says it has handed everything over. Replies name the last frame a commit covered,
+so that a worker knows which frames it may forget and which it must send again to
+a new writer if this one dies.
 
 The writer ignores SIGINT and SIGTERM: a terminal or a service manager sends them
 to the whole process group, and the writer must outlive its worker's last
