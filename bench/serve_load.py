@@ -4,8 +4,9 @@
 For one and two workers it starts each server on a free port, drives it with wrk on
 127.0.0.1 (1 thread, 32 connections, then 1 connection for latency), stops it with
 SIGTERM, and prints requests per second, p50, p99, peak resident memory per worker
-and the ratio. For linkbroker it then checks that every click wrk completed was
-recorded. A last run measures a worker's memory with 1,000,000 links.
+and per click writer, and the ratio. For linkbroker it then checks that every click
+wrk completed was recorded. A last run measures the memory of a worker and its click
+writer with 1,000,000 links; the target counts the two together.
 
 Run by hand (needs wrk): python bench/serve_load.py [--duration 10] [--quick]
 """
