@@ -4,8 +4,9 @@
 For one and two workers it starts each server on a free port, drives it with wrk on
 127.0.0.1 (1 thread, 32 connections, then 1 connection for latency), stops it with
 SIGTERM, and prints requests per second, p50, p99, peak resident memory per worker
-and the ratio. For linkbroker it then checks that every click wrk completed was
-recorded. A last run measures a worker's memory with 1,000,000 links.
+and per click writer, and the ratio. For linkbroker it then checks that every click
+wrk completed was recorded. A last run measures the memory of a worker and its click
+writer with 1,000,000 links; the target counts the two together.
 
 Run by hand (needs wrk): python bench/serve_load.py [--duration 10] [--quick]
 """
@@ -72,6 +73,7 @@ class Run:
     busy: Load
     single: Load
     peak_rss_mib: float
+    writer_rss_mib: float = 0.0
     warm_requests: int = 0
     clicks: int | None = None
 
@@ -181,17 +183,44 @@ def wrk(port: int, connections: int, seconds: int, slugs: int, out: Path) -> Loa
     )
 
 
-def worker_pids(parent: int) -> list[int]:
-    """Return the server's worker processes: the parent itself when it has none."""
-    children = []
+WRITER = "linkbroker.clickwriter"
+
+
+def children(parent: int) -> list[int]:
+    """Return the processes whose parent is `parent`."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == parent and "resource_tracker" not in _cmdline(stat.parent):
-            children.append(int(stat.parent.name))
-    return children or [parent]
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def worker_pids(parent: int) -> list[int]:
+    """Return the server's worker processes: the parent itself when it has none."""
+    workers = [
+        pid
+        for pid in children(parent)
+        if not any(name in _cmdline(Path(f"/proc/{pid}")) for name in _NOT_WORKERS)
+    ]
+    return workers or [parent]
+
+
+# A multiprocessing helper, and the click writer each linkbroker worker starts.
+_NOT_WORKERS = ("resource_tracker", WRITER)
+
+
+def writer_pids(workers: list[int]) -> list[int]:
+    """Return the click writer processes of `workers`."""
+    return [
+        pid
+        for worker in workers
+        for pid in children(worker)
+        if WRITER in _cmdline(Path(f"/proc/{pid}"))
+    ]
 
 
 def _cmdline(proc: Path) -> str:
@@ -202,8 +231,8 @@ def _cmdline(proc: Path) -> str:
 
 
 def peak_rss_mib(pids: list[int]) -> float:
-    """Return the largest peak resident set (VmHWM) among `pids`, in MiB."""
-    peaks = []
+    """Return the largest peak resident set (VmHWM) among `pids`, in MiB, or 0."""
+    peaks = [0.0]
     for pid in pids:
         status = Path(f"/proc/{pid}/status").read_text()
         found = re.search(r"VmHWM:\s+(\d+) kB", status)
@@ -246,7 +275,9 @@ def measure(
         single = wrk(
             port, 1, max(2, seconds // 2), slugs, tmp / f"{name}-{workers}-single.json"
         )
-        rss = peak_rss_mib(worker_pids(process.pid))
+        pids = worker_pids(process.pid)
+        rss = peak_rss_mib(pids)
+        writer_rss = peak_rss_mib(writer_pids(pids))
     finally:
         status = stop(process)
     # Plain uvicorn with one worker re-raises SIGTERM and ends by it (-15); linkbroker
@@ -254,7 +285,7 @@ def measure(
     if status != 0 and not (name == "bare" and status == -signal.SIGTERM):
         raise RuntimeError(f"{name} exited with {status} on SIGTERM")
     # wait_ready's one request is a click too.
-    return Run(name, workers, busy, single, rss, warm.requests + 1)
+    return Run(name, workers, busy, single, rss, writer_rss, warm.requests + 1)
 
 
 def print_pair(bare: Run, lb: Run, quiet: bool = False) -> bool:
@@ -271,13 +302,14 @@ def print_pair(bare: Run, lb: Run, quiet: bool = False) -> bool:
     )
     print(
         f"{'':12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'single p50':>12}"
-        f"{'single p99':>12}{'peak RSS':>11}"
+        f"{'single p99':>12}{'peak RSS':>11}{'writer':>11}"
     )
     for run in (bare, lb):
         print(
             f"{run.name:12}{run.busy.rps:>10,.0f}{run.busy.p50_ms:>9.2f}"
             f"{run.busy.p99_ms:>9.2f}{run.single.p50_ms:>12.3f}"
             f"{run.single.p99_ms:>12.3f}{run.peak_rss_mib:>8.1f} MiB"
+            f"{run.writer_rss_mib:>8.1f} MiB"
         )
     completed = lb.busy.requests + lb.single.requests + lb.warm_requests
     print(
@@ -341,7 +373,12 @@ def compare(workers: int, args: argparse.Namespace, tmp: Path) -> bool:
     )
     ok = all(print_pair(bare, lb, quiet=True) for bare, lb in pairs)
     ratios = ", ".join(f"{lb.busy.rps / bare.busy.rps:.2f}" for bare, lb in pairs)
-    print(f"\n{workers} worker(s): ratio in each round, sorted: {ratios}; the median:")
+    print(f"\n{workers} worker(s): ratio in each round, sorted: {ratios}")
+    rounds = ", ".join(
+        f"{lb.busy.p50_ms:.2f}/{lb.busy.p99_ms:.2f}"
+        for lb in sorted(lbs, key=lambda run: run.busy.p99_ms)
+    )
+    print(f"linkbroker p50/p99 ms in each round, sorted by p99: {rounds}; the median:")
     return print_pair(*pairs[len(pairs) // 2]) and ok
 
 
@@ -387,12 +424,14 @@ def main() -> int:
                 args.duration,
                 tmp,
             )
+            total = big.peak_rss_mib + big.writer_rss_mib
             print(
                 f"\n{args.million:,} links, requests spread over all of them: "
                 f"{big.busy.rps:,.0f} req/s, p99 {big.busy.p99_ms:.2f} ms, "
-                f"peak RSS {big.peak_rss_mib:.1f} MiB per worker (target <= 60)"
+                f"peak RSS per worker {big.peak_rss_mib:.1f} MiB + its click writer "
+                f"{big.writer_rss_mib:.1f} MiB = {total:.1f} MiB (target <= 60)"
             )
-            ok = ok and big.peak_rss_mib <= 60
+            ok = ok and total <= 60
 
     print("\nPASS" if ok else "\nFAIL")
     return 0 if ok else 1

@@ -1,360 +1,262 @@
-"""Click events: recorded in memory on the request path, flushed in batches.
+"""Click events: recorded in memory on the request path, stored by a writer process.
 
 One UPDATE with its own commit costs more than serving the redirect, so the request
-path only appends a tuple to a list. Every flush interval (or sooner, once the batch
-is full) the batch is classified, summed per slug and day, and written in one
-transaction: raw rows, per-day counters and the totals on links. A failed write
-keeps its batch for the next try; a graceful stop flushes whatever is left.
+path only appends a tuple to a list. Every few hundred clicks the list is encoded
+into one frame and handed, without waiting, to a writer process of this worker's
+own (clickwriter.py), which classifies, sums and writes the clicks in one
+transaction every flush interval. The worker keeps each frame until the writer
+confirms it as written, so a writer that dies loses nothing: another is started
+and sent the same frames. A graceful stop hands everything over and waits for the
+writer to write it.
 """
 
 import asyncio
 import contextlib
-import hashlib
-import ipaddress
+import itertools
 import logging
-import sqlite3
-import time
-from collections import Counter
+import os
+import sys
 from collections.abc import Sequence
-from functools import lru_cache
-from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from linkbroker import bots, database
+from linkbroker import clickwriter
+from linkbroker.clickdb import ClickWriter, RawClick, client_address
+from linkbroker.errors import StorageError
 from linkbroker.settings import Settings
 
-if TYPE_CHECKING:
-    from linkbroker.settings import IPNetwork
+__all__ = ["ClickRecorder", "RawClick", "client_address"]
 
 logger = logging.getLogger(__name__)
 
-# Retention pruning walks the oldest rows; doing it on every flush would be waste.
-PRUNE_EVERY = 600.0
-_MILLISECONDS = [f".{ms:03d}" for ms in range(1000)]
-
-
-# What the request path keeps of a redirect, with no parsing, hashing or I/O:
-# (slug, at, head, user_agent, referrer, forwarded_for, peer). A plain tuple of
-# atomic values, which the garbage collector stops tracking at its first look: a
-# NamedTuple stays tracked, and a second's worth of them turned every full
-# collection into a pause of tens of milliseconds on the event loop.
-RawClick = tuple[str, float, bool, bytes, bytes, bytes, str]
-
-
-# A click as stored: slug, clicked_at, referrer_host, user_agent, is_bot, bot_reason,
-# visitor. A plain tuple: a batch builds tens of thousands of them.
-Click = tuple[str, str, str | None, str, bool, str | None, str]
+# Clicks per frame. Encoding this many holds the event loop for some tens of
+# microseconds, small against a request; a second of heavy traffic is about a
+# hundred frames, each one write to a pipe.
+HANDOFF = 256
+# Seconds to wait before each new try at starting a writer that did not start.
+RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
 
 
 class ClickRecorder:
-    """Collects clicks in memory and writes them to SQLite in batches."""
+    """Collects clicks on the event loop and streams them to a writer process."""
 
     def __init__(
         self, settings: Settings, also_checkpoint: Sequence[Path] = ()
     ) -> None:
         self.settings = settings
+        module = clickwriter.__name__
+        self._argv = [sys.executable, "-m", module, *map(str, also_checkpoint)]
         self._pending: list[RawClick] = []
+        # Frames sent and not yet confirmed as written, in order, with their sizes.
+        self._unconfirmed: dict[int, tuple[bytes, int]] = {}
+        self._in_flight = 0
+        self._seq = 0
+        self._waiting: dict[int, asyncio.Future[int]] = {}
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        self._conn = database.connect(settings.db_path, autocheckpoint=False)
-        self._others = [_checkpoint_connection(path) for path in also_checkpoint]
-        # Clicks are appended, never read back here: a small page cache will do.
-        self._conn.execute("PRAGMA cache_size = -512")
-        salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
-        self._salt = str(salt.fetchone()[0]).encode()
-        self._last_prune = 0.0
+        self._closing = False
         self.written = 0
 
+    async def start(self) -> None:
+        """Start the writer process; raise StorageError if it cannot start."""
+        self._process = await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise())
+
     def record(self, click: RawClick) -> None:
-        """Keep a click for the next flush; call it from the event loop only."""
+        """Keep a click for the writer; call it from the event loop only."""
         self._pending.append(click)
-        if len(self._pending) >= self.settings.flush_batch:
-            self._wake.set()
+        if len(self._pending) >= HANDOFF:
+            self._hand_off(commit=False)
 
     def pending(self) -> int:
-        """Return how many clicks wait for the next flush."""
-        return len(self._pending)
+        """Return how many clicks are not yet confirmed as written."""
+        return len(self._pending) + self._in_flight
+
+    def writer_pid(self) -> int | None:
+        """Return the process id of the running writer, if one runs."""
+        return None if self._process is None else self._process.pid
 
     async def run(self) -> None:
-        """Flush every interval, or as soon as a batch is full, until stopped."""
-        while True:
+        """Ask for a commit every interval until stopped, then drain the writer."""
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._wake.wait(), timeout=self.settings.flush_interval
                 )
-            stopping = self._stopping
-            await self.flush()
-            await asyncio.to_thread(self.checkpoint)
-            if stopping:
-                return
+            if not self._stopping:
+                await self.flush()
+        await self._close_writer()
 
     def stop(self) -> None:
-        """Ask `run` to flush once more and return; never cancel it mid-write."""
+        """Ask `run` to hand everything over, wait for the writer and return."""
         self._stopping = True
         self._wake.set()
 
     async def flush(self) -> int:
-        """Write the pending clicks in a worker thread; return how many were written."""
-        batch = self._take()
-        count = len(batch)
-        if not count:
+        """Hand the pending clicks over, ask for a commit; return how many it wrote.
+
+        Returns 0 at once when no writer runs: the clicks wait for the next one.
+        """
+        seq = self._hand_off(commit=True)
+        if self._process is None:
             return 0
-        try:
-            await asyncio.to_thread(self.write, batch)
-        except (sqlite3.Error, OSError):
-            # Nothing is lost: the batch goes back in front of newer clicks.
-            logger.exception("could not write %d clicks; keeping them", count)
-            self._pending[:0] = batch
-            return 0
-        return count
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting[seq] = future
+        return await future
 
     def flush_now(self) -> int:
-        """Write the pending clicks in this thread; for a stopping server."""
-        batch = self._take()
-        count = len(batch)
-        if count:
-            self.write(batch)
+        """Write every unconfirmed click in this process; for a stopping server.
+
+        Only for when the writer process could not write them: call it once `run`
+        has returned, so that no writer runs any more.
+        """
+        batch = [
+            click
+            for frame, _ in self._unconfirmed.values()
+            for click in clickwriter.decode_frame(frame)
+        ]
+        batch += self._pending
+        writer = ClickWriter(self.settings)
+        try:
+            count = writer.write(batch)
+        finally:
+            writer.close()
+        self._unconfirmed.clear()
+        self._pending, self._in_flight = [], 0
+        self.written += count
         return count
 
-    def checkpoint(self) -> None:
-        """Copy the WAL files back into their databases, off the event loop.
-
-        The server's connections leave this to the flush thread, so that the fsync
-        a checkpoint needs never delays a request.
-        """
-        for conn in (self._conn, *self._others):
-            try:
-                database.checkpoint(conn)
-            except sqlite3.Error:
-                logger.warning("could not checkpoint; the WAL will wait", exc_info=True)
-
     def close(self) -> None:
-        """Close the recorder's connections; stop and flush first."""
-        for conn in (self._conn, *self._others):
-            conn.close()
+        """End the writer process if it still runs; stop and flush first."""
+        if self._process is not None and self._process.returncode is None:
+            logger.warning("ending the click writer (pid %d)", self._process.pid)
+            self._process.kill()
 
-    def _take(self) -> list[RawClick]:
-        batch, self._pending = self._pending, []
-        self._wake.clear()
-        return batch
+    def _hand_off(self, commit: bool) -> int:
+        self._seq += 1
+        clicks, self._pending = self._pending, []
+        frame = clickwriter.encode(self._seq, clicks, commit)
+        self._unconfirmed[self._seq] = (frame, len(clicks))
+        self._in_flight += len(clicks)
+        if self._process is not None:
+            _send(self._process, frame)
+        return self._seq
 
-    def write(self, batch: list[RawClick]) -> None:
-        """Store a batch in one transaction: raw rows, day counters, link totals.
-
-        Empties `batch` once it is written, a piece at a time (see `_release`).
-        """
-        clicks = self.prepare(batch)
-        days, sources, links = _summarise(clicks)
-
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            _execute_in_chunks(conn, _INSERT_CLICKS, clicks)
-            _execute_in_chunks(conn, _ADD_TO_DAYS, days)
-            _execute_in_chunks(conn, _ADD_TO_SOURCES, sources)
-            _execute_in_chunks(conn, _ADD_TO_LINKS, links)
-            self._prune_if_due()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        self.written += len(clicks)
-        logger.debug("flushed %d clicks for %d links", len(clicks), len(links))
-        _release(clicks)
-        _release(batch)
-
-    def prepare(self, batch: list[RawClick]) -> list[Click]:
-        """Turn raw clicks into rows: time stamps, bot reasons, hashed visitors."""
-        # Every step is memoised: a batch repeats the same agents, referrers,
-        # seconds and visitors many times over, and this runs beside the server.
-        trusted, salt = self.settings.trusted_proxies, self._salt
-        rows: list[Click] = []
-        for index, (slug, at, head, agent, referrer, forwarded_for, peer) in enumerate(
-            batch, 1
-        ):
-            if index % CHUNK == 0:
-                _let_the_server_run()
-            user_agent, reason = _agent(agent)
-            if head:
-                reason = "HEAD request"
-            stamp = _stamp(int(at))
-            address = client_address(forwarded_for, peer, trusted) if trusted else peer
-            rows.append(
-                (
-                    slug,
-                    stamp + _MILLISECONDS[int(at * 1000) % 1000],
-                    _host(referrer) if referrer else None,
-                    user_agent,
-                    reason is not None,
-                    reason,
-                    _visitor(salt, stamp[:10], address),
-                )
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            *self._argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **self.settings.environ()},
+        )
+        assert process.stdout is not None, "asked for a pipe"
+        if await process.stdout.readline() != clickwriter.READY:
+            status = await process.wait()
+            raise StorageError(
+                f"The click writer exited with status {status} before it was ready; "
+                "its message above says why.",
+                status,
             )
-        return rows
+        logger.info("click writer started (pid %d)", process.pid)
+        return process
 
-    def _prune_if_due(self) -> None:
-        now = time.time()
-        if now - self._last_prune < PRUNE_EVERY:
+    async def _supervise(self) -> None:
+        while self._process is not None:
+            process = self._process
+            await self._read_replies(process)
+            status = await process.wait()
+            if self._closing:
+                return
+            self._process = None
+            logger.error(
+                "the click writer (pid %d) exited with status %s; starting another "
+                "for the %d clicks it had not confirmed",
+                *(process.pid, status, self.pending()),
+            )
+            self._settle(self._seq, 0)
+            await self._restart()
+
+    async def _restart(self) -> None:
+        for attempt in itertools.count():
+            await asyncio.sleep(RESTART_DELAYS[min(attempt, len(RESTART_DELAYS) - 1)])
+            try:
+                process = await self._spawn()
+            except (OSError, StorageError) as exc:
+                logger.error(
+                    "could not start a click writer (%s); %d clicks wait in memory",
+                    *(exc, self.pending()),
+                )
+                continue
+            # A frame the dead writer had written but not yet confirmed is written
+            # again: the only way a click can count twice, and only in that instant.
+            for frame, _ in self._unconfirmed.values():
+                _send(process, frame)
+            self._process = process
             return
-        self._last_prune = now
-        cutoff = time.gmtime(now - self.settings.retention_days * 86400)
-        # Rows are appended in time order, so the old ones are a run at the front:
-        # find where it ends and delete up to there, without an index on time.
-        removed = self._conn.execute(
-            "DELETE FROM clicks WHERE id < coalesce("
-            "(SELECT id FROM clicks WHERE clicked_at >= ? ORDER BY id LIMIT 1), "
-            "(SELECT max(id) + 1 FROM clicks))",
-            (time.strftime("%Y-%m-%d %H:%M:%S", cutoff),),
-        ).rowcount
-        if removed:
-            logger.info("pruned %d click rows past the retention period", removed)
+
+    async def _read_replies(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None, "asked for a pipe"
+        while line := await process.stdout.readline():
+            word, through, *rest = line.split()
+            if word == b"ok":
+                written = int(rest[0])
+                self.written += written
+                self._confirm(int(through))
+                self._settle(int(through), written)
+            else:
+                self._settle(int(through), 0)
+
+    def _confirm(self, through: int) -> None:
+        while self._unconfirmed:
+            seq = next(iter(self._unconfirmed))
+            if seq > through:
+                return
+            _, count = self._unconfirmed.pop(seq)
+            self._in_flight -= count
+
+    def _settle(self, through: int, written: int) -> None:
+        for seq in [seq for seq in self._waiting if seq <= through]:
+            future = self._waiting.pop(seq)
+            if not future.done():
+                future.set_result(written)
+
+    async def _close_writer(self) -> None:
+        if self._closing:
+            return
+        self._hand_off(commit=True)
+        self._closing = True
+        process, supervisor = self._process, self._supervisor
+        if process is None or supervisor is None:
+            # Between two writers: the shutdown writes what is left in process.
+            if supervisor is not None:
+                supervisor.cancel()
+                await asyncio.gather(supervisor, return_exceptions=True)
+            return
+        await _end_input(process)
+        await supervisor
+        self._settle(self._seq, 0)
+        if process.returncode != 0:
+            logger.error(
+                "the click writer (pid %d) stopped with status %s",
+                *(process.pid, process.returncode),
+            )
 
 
-_INSERT_CLICKS = (
-    "INSERT INTO clicks (slug, clicked_at, referrer_host, user_agent, is_bot, "
-    "bot_reason, visitor) VALUES {values}"
-)
-# ON CONFLICT turns each insert into a sum with what the counters already hold.
-_ADD_TO_DAYS = (
-    "INSERT INTO daily_clicks (slug, day, human, bot) VALUES {values} "
-    "ON CONFLICT (slug, day) DO UPDATE SET "
-    "human = human + excluded.human, bot = bot + excluded.bot"
-)
-_ADD_TO_SOURCES = (
-    "INSERT INTO daily_sources (slug, day, kind, source, clicks) VALUES {values} "
-    "ON CONFLICT (slug, day, kind, source) DO UPDATE "
-    "SET clicks = clicks + excluded.clicks"
-)
-_ADD_TO_LINKS = (
-    "WITH added (slug, human, bot) AS (VALUES {values}) "
-    "UPDATE links SET clicks = coalesce(clicks, 0) + added.human, "
-    "bot_clicks = bot_clicks + added.bot FROM added WHERE links.slug = added.slug"
-)
+def _send(process: asyncio.subprocess.Process, frame: bytes) -> None:
+    # Never waits: the pipe's transport keeps what the writer has not read yet. A
+    # writer that died is noticed by the supervisor, which sends the frame again.
+    stdin = process.stdin
+    if stdin is not None and not stdin.is_closing():
+        stdin.write(frame)
 
 
-Rows = Sequence[Sequence[object]]
-# Most rows one statement carries. The sqlite3 module binds their values while
-# holding the GIL, a fraction of a millisecond for this many.
-CHUNK = 256
-
-
-def _execute_in_chunks(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
-    # Many rows to one multi-row VALUES statement, where an executemany would step
-    # row by row: sqlite3 lets go of the GIL around every step, and winning it back
-    # from a busy event loop costs a switch interval each time.
-    if not rows:
-        return
-    width = len(rows[0])
-    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
-    start = 0
-    while start < len(rows):
-        _let_the_server_run()
-        count = _statement_rows(len(rows) - start, min(CHUNK, limit))
-        values = ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
-        chunk = rows[start : start + count]
-        conn.execute(sql.format(values=values), list(chain.from_iterable(chunk)))
-        start += count
-
-
-def _statement_rows(left: int, most: int) -> int:
-    # Powers of two only: sqlite3 keeps every prepared statement it has seen, and a
-    # statement of a few hundred rows is large, so the shapes must be few.
-    return 1 << (min(left, most).bit_length() - 1)
-
-
-def _checkpoint_connection(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-
-def _release(rows: list[Any]) -> None:
-    # Freeing a second's worth of clicks at once would hold the GIL for several
-    # milliseconds, and the last reference to the batch is on the event loop.
-    while rows:
-        del rows[-CHUNK:]
-        _let_the_server_run()
-
-
-def _let_the_server_run() -> None:
-    # Hands the GIL to the event loop now, rather than when the interpreter next
-    # forces a switch: a flush then never delays a request by more than one chunk.
-    time.sleep(0)
-
-
-def _summarise(clicks: list[Click]) -> tuple[Rows, Rows, Rows]:
-    """Sum a batch per link and day, per source, and per link, human and bot apart."""
-    # One pass in C over the clicks; the loops below run once per distinct key.
-    counts = Counter(
-        (slug, at[:10], is_bot, reason if is_bot else referrer)
-        for slug, at, referrer, _, is_bot, reason, _ in clicks
-    )
-    days: dict[tuple[str, str], list[int]] = {}
-    sources: Counter[tuple[str, str, str, str]] = Counter()
-    links: dict[str, list[int]] = {}
-    for (slug, day, is_bot, source), count in counts.items():
-        days.setdefault((slug, day), [0, 0])[is_bot] += count
-        links.setdefault(slug, [0, 0])[is_bot] += count
-        kind = "bot" if is_bot else "referrer"
-        sources[slug, day, kind, source or ""] += count
-    return (
-        [[*key, *pair] for key, pair in days.items()],
-        [[*key, count] for key, count in sources.items()],
-        [[slug, *pair] for slug, pair in links.items()],
-    )
-
-
-@lru_cache(maxsize=4096)
-def _agent(raw: bytes) -> tuple[str, str | None]:
-    user_agent = raw.decode("latin-1")[:512]
-    return user_agent, bots.classify(user_agent)
-
-
-@lru_cache(maxsize=1024)
-def _stamp(second: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-
-
-@lru_cache(maxsize=65536)
-def _visitor(salt: bytes, day: str, address: str) -> str:
-    # A daily salted hash: it counts distinct visitors in a day, cannot be turned
-    # back into an address, and cannot follow anyone from one day to the next.
-    digest = hashlib.sha256(salt + day.encode() + address.encode())
-    return digest.hexdigest()[:16]
-
-
-@lru_cache(maxsize=4096)
-def _host(referrer: bytes) -> str | None:
-    if not referrer:
-        return None
-    try:
-        host = urlsplit(referrer.decode("latin-1")).hostname
-    except ValueError:
-        return None
-    return host[:255] if host else None
-
-
-def client_address(
-    forwarded_for: bytes, peer: str, trusted: tuple["IPNetwork", ...]
-) -> str:
-    """Return the visitor's address: the peer, or what trusted proxies forwarded.
-
-    X-Forwarded-For is read right to left, skipping trusted proxies; the first
-    address that is not one is the client. From an untrusted peer it is ignored, as
-    anyone can send it.
-    """
-    if not trusted or not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",")]
-    for hop in reversed(hops):
-        if hop and not _is_trusted(hop, trusted):
-            return hop
-    return hops[0] or peer
-
-
-def _is_trusted(address: str, trusted: tuple["IPNetwork", ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+async def _end_input(process: asyncio.subprocess.Process) -> None:
+    # End of input tells the writer to write what it holds and exit. Everything
+    # buffered goes out first: closing a pipe may drop what it still holds.
+    stdin = process.stdin
+    assert stdin is not None, "asked for a pipe"
+    stdin.transport.set_write_buffer_limits(high=0)
+    with contextlib.suppress(ConnectionError):
+        await stdin.drain()
+    stdin.close()

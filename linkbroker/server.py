@@ -15,7 +15,6 @@ import itertools
 import json
 import logging
 import sqlite3
-import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
@@ -42,7 +41,6 @@ Send = Callable[[Message], Awaitable[None]]
 POLL_INTERVAL = 0.2
 # Expired cache entries are removed this often, off the request path.
 TIDY_INTERVAL = 300.0
-SWITCH_INTERVAL = 0.0005
 # Bounds the per-worker dict: about 600 bytes an entry, so some 3 MiB at most.
 LOCAL_ENTRIES = 5_000
 
@@ -314,10 +312,6 @@ class App:
 
     async def startup(self) -> None:
         """Open the store and the recorder, and start the background tasks."""
-        # The click flush runs in a thread beside the event loop. CPython lets a
-        # thread hold the GIL for 5 ms before handing over, which lands straight in
-        # the tail latency of requests waiting behind a flush; 0.5 ms keeps it small.
-        sys.setswitchinterval(SWITCH_INTERVAL)
         # What start-up built lives as long as the worker: keep it out of every
         # later full collection, which would otherwise walk it again and again.
         gc.freeze()
@@ -326,6 +320,7 @@ class App:
         self.clicks = ClickRecorder(
             self.settings, also_checkpoint=[self.store.cache.path]
         )
+        await self.clicks.start()
         self.tokens = TokenStore(self.settings.db_path, autocheckpoint=False)
         self.api = Api(self.store, self.tokens)
         self.limits = ClickLimits(self.settings)
@@ -342,11 +337,11 @@ class App:
         await asyncio.gather(flusher, watcher, return_exceptions=True)
         left = recorder.pending()
         if left:
-            # The last asynchronous flush failed; one more try before giving up.
-            logger.warning("retrying the last %d clicks before stopping", left)
+            # The click writer could not write them; one more try here.
+            logger.warning("writing the last %d clicks before stopping", left)
             try:
                 recorder.flush_now()
-            except sqlite3.Error:
+            except (sqlite3.Error, LinkbrokerError):
                 logger.exception("lost %d clicks: the database refused them", left)
         logger.info("stopped; clicks written since start: %d", recorder.written)
         recorder.close()

@@ -9,9 +9,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -52,6 +53,54 @@ def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None) 
         return conn.getresponse().status
     finally:
         conn.close()
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def click_writers(server: int) -> list[int]:
+    """Return the click writer processes under a server's process."""
+    workers = [server, *_children(server)]
+    return [
+        pid
+        for worker in workers
+        for pid in _children(worker)
+        if "linkbroker.clickwriter" in _cmdline(pid)
+    ]
+
+
+def running(pid: int) -> bool:
+    """Return whether `pid` is a process that has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Return once `condition` holds; raise TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.01)
 
 
 def _read_log(server: LiveServer, ready: threading.Event) -> None:

@@ -1,5 +1,6 @@
 """A real `linkbroker serve` under uvicorn: signals, workers, clicks, consistency."""
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -10,7 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from live import BROWSER, CONSISTENCY_BOUND, Load, fetch, live_server
+from live import (
+    BROWSER,
+    CONSISTENCY_BOUND,
+    Load,
+    click_writers,
+    fetch,
+    live_server,
+    running,
+    wait_until,
+)
 
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
@@ -75,6 +85,8 @@ def test_every_click_is_written_by_two_workers_after_sigterm(
     threads, per_thread = 4, 150
     statuses: list[int] = []
     with live_server(settings, "--workers", "2") as server:
+        wait_until(lambda: len(click_writers(server.process.pid)) == 2, "writers")
+        writers = click_writers(server.process.pid)
         senders = [
             threading.Thread(
                 target=_hit, args=(f"{server.url}/promo", per_thread, statuses)
@@ -94,6 +106,40 @@ def test_every_click_is_written_by_two_workers_after_sigterm(
         _count(settings, "SELECT sum(human) FROM daily_clicks") == threads * per_thread
     )
     assert "database is locked" not in "".join(server.log)
+    assert not any(running(pid) for pid in writers)
+
+
+def test_a_killed_click_writer_is_replaced_and_no_click_is_lost(
+    settings: Settings, promo: str
+) -> None:
+    with live_server(settings) as server:
+        url = f"{server.url}/promo"
+        statuses = [fetch(url, headers=BROWSER) for _ in range(30)]
+        [first] = click_writers(server.process.pid)
+        os.kill(first, signal.SIGKILL)
+        wait_until(
+            lambda: click_writers(server.process.pid) not in ([], [first]),
+            "no new click writer",
+        )
+        statuses += [fetch(url, headers=BROWSER) for _ in range(30)]
+        assert server.stop(signal.SIGTERM) == 0
+
+    assert statuses == [302] * 60
+    assert _count(settings, "SELECT count(*) FROM clicks") == 60
+    assert f"the click writer (pid {first}) exited with status -9" in "".join(
+        server.log
+    )
+
+
+def test_a_click_writer_stops_when_its_worker_is_killed(
+    settings: Settings, promo: str
+) -> None:
+    with live_server(settings) as server:
+        assert fetch(f"{server.url}/promo", headers=BROWSER) == 302
+        [writer] = click_writers(server.process.pid)
+        server.process.kill()  # the worker alone, not its process group
+        server.process.wait(timeout=30)
+        wait_until(lambda: not running(writer), "the writer outlived its worker")
 
 
 @pytest.mark.parametrize(

@@ -248,25 +248,23 @@ async def test_clicks_wait_in_memory_until_the_flush(
 
 
 async def test_a_failed_flush_keeps_its_clicks(
-    app: App,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    app: App, client: httpx.AsyncClient, settings: Settings
 ) -> None:
+    # A trigger makes the database refuse clicks for real, in the writer process.
+    refuse = (
+        "CREATE TRIGGER refuse BEFORE INSERT ON clicks "
+        "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+    )
     recorder = app._recorder()
-    real_write = recorder.write
-
-    def locked(batch: list[Any]) -> None:
-        raise sqlite3.OperationalError("database is locked")
-
+    _rows(settings, refuse)
     await client.get("/promo")
-    monkeypatch.setattr(recorder, "write", locked)
     assert await recorder.flush() == 0
     assert recorder.pending() == 1
 
     await client.get("/promo")
-    monkeypatch.setattr(recorder, "write", real_write)
+    _rows(settings, "DROP TRIGGER refuse")
     assert await recorder.flush() == 2
+    assert recorder.pending() == 0
     assert _rows(settings, "SELECT clicks FROM links") == [(2,)]
 
 

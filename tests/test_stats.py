@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import Invoke
 
-from linkbroker.clicks import ClickRecorder, RawClick
+from linkbroker.clickdb import ClickWriter, RawClick
 from linkbroker.settings import Settings
 from linkbroker.stats import link_report
 from linkbroker.store import LinkStore
@@ -26,7 +26,7 @@ def clicked(settings: Settings) -> Settings:
     with LinkStore(settings) as store:
         store.create("https://example.com/a", "a")
         store.create("https://example.com/b", "b")
-    recorder = ClickRecorder(settings)
+    recorder = ClickWriter(settings)
     recorder.write(
         [
             _click("a", 0, referrer=b"https://news.example/x"),
@@ -95,7 +95,7 @@ def test_stats_list_shows_human_and_bot_columns(clicked: Settings, cli: Invoke) 
 def test_retention_prunes_raw_rows_and_keeps_counters(settings: Settings) -> None:
     with LinkStore(settings) as store:
         store.create("https://example.com/", "old")
-    recorder = ClickRecorder(settings)
+    recorder = ClickWriter(settings)
     recorder.write([_click("old", 200), _click("old", 0)])
     recorder.close()
 

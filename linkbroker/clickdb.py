@@ -1,0 +1,275 @@
+"""Writing clicks to SQLite: classification, visitor hashing, sums, one transaction.
+
+This is the half of click recording that costs CPU. It runs in the click writer
+process (see clickwriter.py), away from the server's event loop, and in the server
+itself only as a last resort when a stopping worker could not hand its clicks over.
+It imports nothing of the server, so that the writer process stays small.
+"""
+
+import hashlib
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from linkbroker import bots, database
+from linkbroker.settings import Settings
+
+if TYPE_CHECKING:
+    from linkbroker.settings import IPNetwork
+
+logger = logging.getLogger(__name__)
+
+# Retention pruning walks the oldest rows; doing it on every flush would be waste.
+PRUNE_EVERY = 600.0
+_MILLISECONDS = [f".{ms:03d}" for ms in range(1000)]
+
+
+# What the request path keeps of a redirect, with no parsing, hashing or I/O:
+# (slug, at, head, user_agent, referrer, forwarded_for, peer). A plain tuple of
+# atomic values, which the garbage collector stops tracking at its first look: a
+# NamedTuple stays tracked, and a second's worth of them turned every full
+# collection into a pause of tens of milliseconds on the event loop.
+RawClick = tuple[str, float, bool, bytes, bytes, bytes, str]
+
+
+# A click as stored: slug, clicked_at, referrer_host, user_agent, is_bot, bot_reason,
+# visitor.
+Click = tuple[str, str, str | None, str, bool, str | None, str]
+# What a click adds to the counters: slug, day, is_bot, referrer host or bot reason.
+_Key = tuple[str, str, bool, str | None]
+
+
+class ClickWriter:
+    """Turns raw clicks into rows and writes them to SQLite in one transaction."""
+
+    def __init__(
+        self, settings: Settings, also_checkpoint: Sequence[Path] = ()
+    ) -> None:
+        self.settings = settings
+        self._conn = database.connect(settings.db_path, autocheckpoint=False)
+        self._others = [_checkpoint_connection(path) for path in also_checkpoint]
+        # Clicks are appended, never read back here: a small page cache will do.
+        self._conn.execute("PRAGMA cache_size = -512")
+        salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
+        self._salt = str(salt.fetchone()[0]).encode()
+        self._last_prune = 0.0
+        self.written = 0
+
+    def write(self, clicks: Iterable[RawClick]) -> int:
+        """Store raw clicks in one transaction; return how many were written.
+
+        The clicks are prepared and inserted a chunk at a time, so that a large
+        batch never exists as rows all at once. On an error nothing is written.
+        """
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            counts = self._insert(iter(clicks))
+            days, sources, links = _summarise(counts)
+            _execute_many(conn, _ADD_TO_DAYS, days)
+            _execute_many(conn, _ADD_TO_SOURCES, sources)
+            _execute_many(conn, _ADD_TO_LINKS, links)
+            self._prune_if_due()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        written = counts.total()
+        self.written += written
+        logger.debug("flushed %d clicks for %d links", written, len(links))
+        return written
+
+    def _insert(self, clicks: Iterator[RawClick]) -> Counter[_Key]:
+        counts: Counter[_Key] = Counter()
+        while chunk := list(islice(clicks, CHUNK)):
+            rows = self.prepare(chunk)
+            _execute_many(self._conn, _INSERT_CLICKS, rows)
+            # The sums need only these few fields; the rows themselves can go.
+            counts.update(
+                (slug, at[:10], is_bot, reason if is_bot else referrer)
+                for slug, at, referrer, _, is_bot, reason, _ in rows
+            )
+        return counts
+
+    def checkpoint(self) -> None:
+        """Copy the WAL files back into their databases.
+
+        The server's connections leave this to the click writer, so that the fsync
+        a checkpoint needs never delays a request.
+        """
+        for conn in (self._conn, *self._others):
+            try:
+                database.checkpoint(conn)
+            except sqlite3.Error:
+                logger.warning("could not checkpoint; the WAL will wait", exc_info=True)
+
+    def close(self) -> None:
+        """Close the connections; whatever is still held is not written."""
+        for conn in (self._conn, *self._others):
+            conn.close()
+
+    def prepare(self, batch: Sequence[RawClick]) -> list[Click]:
+        """Turn raw clicks into rows: time stamps, bot reasons, hashed visitors."""
+        # Every step is memoised: a batch repeats the same agents, referrers,
+        # seconds and visitors many times over.
+        trusted, salt = self.settings.trusted_proxies, self._salt
+        rows: list[Click] = []
+        for slug, at, head, agent, referrer, forwarded_for, peer in batch:
+            user_agent, reason = _agent(agent)
+            if head:
+                reason = "HEAD request"
+            stamp = _stamp(int(at))
+            address = client_address(forwarded_for, peer, trusted) if trusted else peer
+            rows.append(
+                (
+                    slug,
+                    stamp + _MILLISECONDS[int(at * 1000) % 1000],
+                    _host(referrer) if referrer else None,
+                    user_agent,
+                    reason is not None,
+                    reason,
+                    _visitor(salt, stamp[:10], address),
+                )
+            )
+        return rows
+
+    def _prune_if_due(self) -> None:
+        now = time.time()
+        if now - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = now
+        cutoff = time.gmtime(now - self.settings.retention_days * 86400)
+        # Rows are appended in time order, so the old ones are a run at the front:
+        # find where it ends and delete up to there, without an index on time.
+        removed = self._conn.execute(
+            "DELETE FROM clicks WHERE id < coalesce("
+            "(SELECT id FROM clicks WHERE clicked_at >= ? ORDER BY id LIMIT 1), "
+            "(SELECT max(id) + 1 FROM clicks))",
+            (time.strftime("%Y-%m-%d %H:%M:%S", cutoff),),
+        ).rowcount
+        if removed:
+            logger.info("pruned %d click rows past the retention period", removed)
+
+
+_INSERT_CLICKS = (
+    "INSERT INTO clicks (slug, clicked_at, referrer_host, user_agent, is_bot, "
+    "bot_reason, visitor) VALUES {values}"
+)
+# ON CONFLICT turns each insert into a sum with what the counters already hold.
+_ADD_TO_DAYS = (
+    "INSERT INTO daily_clicks (slug, day, human, bot) VALUES {values} "
+    "ON CONFLICT (slug, day) DO UPDATE SET "
+    "human = human + excluded.human, bot = bot + excluded.bot"
+)
+_ADD_TO_SOURCES = (
+    "INSERT INTO daily_sources (slug, day, kind, source, clicks) VALUES {values} "
+    "ON CONFLICT (slug, day, kind, source) DO UPDATE "
+    "SET clicks = clicks + excluded.clicks"
+)
+_ADD_TO_LINKS = (
+    "WITH added (slug, human, bot) AS (VALUES {values}) "
+    "UPDATE links SET clicks = coalesce(clicks, 0) + added.human, "
+    "bot_clicks = bot_clicks + added.bot FROM added WHERE links.slug = added.slug"
+)
+
+
+Rows = Sequence[Sequence[object]]
+# Clicks prepared and inserted at a time.
+CHUNK = 1024
+
+
+def _execute_many(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
+    # One single-row statement stepped over every row. Multi-row VALUES statements
+    # cost the same CPU here and a few MiB of prepared statements; they only won
+    # while the writer was a thread, when every step gave up the GIL to the loop.
+    if rows:
+        width = len(rows[0])
+        conn.executemany(sql.format(values="(" + ", ".join("?" * width) + ")"), rows)
+
+
+def _checkpoint_connection(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _summarise(counts: Counter[_Key]) -> tuple[Rows, Rows, Rows]:
+    """Sum a batch per link and day, per source, and per link, human and bot apart."""
+    # The loops run once per distinct key, not once per click.
+    days: dict[tuple[str, str], list[int]] = {}
+    sources: Counter[tuple[str, str, str, str]] = Counter()
+    links: dict[str, list[int]] = {}
+    for (slug, day, is_bot, source), count in counts.items():
+        days.setdefault((slug, day), [0, 0])[is_bot] += count
+        links.setdefault(slug, [0, 0])[is_bot] += count
+        kind = "bot" if is_bot else "referrer"
+        sources[slug, day, kind, source or ""] += count
+    return (
+        [[*key, *pair] for key, pair in days.items()],
+        [[*key, count] for key, count in sources.items()],
+        [[slug, *pair] for slug, pair in links.items()],
+    )
+
+
+@lru_cache(maxsize=4096)
+def _agent(raw: bytes) -> tuple[str, str | None]:
+    user_agent = raw.decode("latin-1")[:512]
+    return user_agent, bots.classify(user_agent)
+
+
+@lru_cache(maxsize=1024)
+def _stamp(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+
+
+@lru_cache(maxsize=65536)
+def _visitor(salt: bytes, day: str, address: str) -> str:
+    # A daily salted hash: it counts distinct visitors in a day, cannot be turned
+    # back into an address, and cannot follow anyone from one day to the next.
+    digest = hashlib.sha256(salt + day.encode() + address.encode())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4096)
+def _host(referrer: bytes) -> str | None:
+    if not referrer:
+        return None
+    try:
+        host = urlsplit(referrer.decode("latin-1")).hostname
+    except ValueError:
+        return None
+    return host[:255] if host else None
+
+
+def client_address(
+    forwarded_for: bytes, peer: str, trusted: tuple["IPNetwork", ...]
+) -> str:
+    """Return the visitor's address: the peer, or what trusted proxies forwarded.
+
+    X-Forwarded-For is read right to left, skipping trusted proxies; the first
+    address that is not one is the client. From an untrusted peer it is ignored, as
+    anyone can send it.
+    """
+    if not trusted or not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",")]
+    for hop in reversed(hops):
+        if hop and not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] or peer
+
+
+def _is_trusted(address: str, trusted: tuple["IPNetwork", ...]) -> bool:
+    # Imported here: only a server behind trusted proxies parses addresses.
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
