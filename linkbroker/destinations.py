@@ -63,16 +63,25 @@ def _normalize_plain(url: str) -> tuple[str, str] | None:
 
     The result equals `_normalize_fully`'s; a property test holds the two together.
     """
-    if len(url) > MAX_LENGTH:
-        return None
-    found = _PLAIN.fullmatch(url)
-    if found is None:
+    found = _PLAIN.fullmatch(url) if len(url) <= MAX_LENGTH else None
+    host = None if found is None else _plain_host(found.group(2))
+    if found is None or host is None:
         return None
     scheme, hostname, port_text, rest = found.groups()
-    host = _plain_host(hostname)
-    if host is None:
-        return None
+    # Most URLs come back exactly as given: no port, a host already in its stored
+    # form, and no empty query or fragment for urlsplit to drop.
+    if (
+        host == hostname
+        and port_text is None
+        and not url.endswith(("?", "#"))
+        and "?#" not in url
+    ):
+        return url, host
+    result = _rebuilt(scheme, host, port_text, rest)
+    return None if result is None else (result, host)
 
+
+def _rebuilt(scheme: str, host: str, port_text: str | None, rest: str) -> str | None:
     port = None if port_text is None else int(port_text)
     if port is not None and not 0 < port <= 65535:
         return None
@@ -87,9 +96,7 @@ def _normalize_plain(url: str) -> tuple[str, str] | None:
         result += "?" + query
     if fragment:
         result += "#" + fragment
-    if len(result) > MAX_LENGTH:
-        return None
-    return result, host
+    return result if len(result) <= MAX_LENGTH else None
 
 
 @lru_cache(maxsize=HOST_MEMORY)

@@ -9,6 +9,7 @@ LinkbrokerError
  ├── LinkNotFound         no link has this slug
  ├── InvalidToken         an API request's token is missing, wrong or revoked
  ├── TokenNotFound        no API token has this name
+ ├── InvalidImport        a file to import or restore, or one of its rows, is unusable
  └── RateLimited          too many writes; `retry_after` says when to try again
 
 Each carries the offending value as `value`; its message names that value and says
@@ -54,6 +55,10 @@ class InvalidToken(LinkbrokerError):
 
 class TokenNotFound(LinkbrokerError):
     """No API token has this name."""
+
+
+class InvalidImport(LinkbrokerError):
+    """A file to import or restore, or one of its rows, cannot be used as it is."""
 
 
 class RateLimited(LinkbrokerError):

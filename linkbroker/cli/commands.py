@@ -1,5 +1,5 @@
 """Imports every command module, so that each registers its commands on the app."""
 
-from linkbroker.cli import admin, links, report, tokens
+from linkbroker.cli import admin, links, report, tokens, transfer
 
-__all__ = ["admin", "links", "report", "tokens"]
+__all__ = ["admin", "links", "report", "tokens", "transfer"]
