@@ -159,3 +159,58 @@ def _print_summary(result: "ImportReport") -> None:
         if count:
             table.add_row(f"{kind} records {verb}", f"{count:,}")
     out.print(table)
+
+
+@app.command()
+def backup(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The backup file to write; new.")],
+) -> None:
+    """Copy the database to FILE, consistently, while a server goes on serving.
+
+    The copy holds everything committed when it began, in one SQLite file that
+    `linkbroker restore` takes back.
+    """
+    from linkbroker.transfer.backup import backup as take_backup
+
+    with options(ctx).store() as store:
+        info = take_backup(store, file)
+    typer.echo(
+        f"Backed up {info.links:,} links and {info.clicks:,} click events "
+        f"(schema version {info.schema_version}) to {file}."
+    )
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A file made by `linkbroker backup`.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+    ] = False,
+) -> None:
+    """Replace the database's content with the backup FILE, keeping the old one.
+
+    FILE is checked (integrity, schema version) before anything is replaced, and
+    an older schema is brought up to date. The replaced content is kept beside the
+    database as <db>.before-restore-<UTC time>. A running server serves the
+    restored links within a second.
+    """
+    from linkbroker.transfer.backup import restore as put_back
+    from linkbroker.transfer.backup import staged_copy
+
+    with options(ctx).store() as store:
+        db_path = store.settings.db_path
+        with staged_copy(file, db_path) as (info, staging):
+            if not yes:
+                typer.confirm(
+                    f"Replace the {store.count():,} links of {db_path} with the "
+                    f"{info.links:,} links of {file}? The current content is kept "
+                    "beside it.",
+                    abort=True,
+                )
+            kept = put_back(store, staging)
+    typer.echo(
+        f"Restored {info.links:,} links and {info.clicks:,} click events from "
+        f"{file}; the replaced database is kept as {kept}."
+    )
