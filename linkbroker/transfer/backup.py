@@ -91,6 +91,7 @@ def staged_copy(source: Path, beside: Path) -> Iterator[tuple[CopyInfo, Path]]:
         raise InvalidImport(
             f"No backup file at {str(source)!r}; check the path.", source
         )
+    beside.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=".restore-", dir=beside.parent)
     staging = Path(name)
     try:
@@ -115,8 +116,8 @@ def _stage(source: Path, staging: Path) -> CopyInfo:
             copy.close()
     except sqlite3.DatabaseError as exc:
         raise InvalidImport(
-            f"{str(source)!r} is not a readable SQLite database ({exc}); give a "
-            "file made by `linkbroker backup`.",
+            f"{str(source)!r} cannot be read as a SQLite database ({exc}): it is "
+            "damaged, or not a backup; restore a file made by `linkbroker backup`.",
             source,
         ) from exc
 
