@@ -7,6 +7,9 @@ its table: a million rows through the store one at a time would take minutes.
     export.py   links (and their history and clicks) to JSON Lines or CSV
     sources.py  recognising a file's format and reading its rows
     d1.py       reading `wrangler d1 export` SQL dumps
-    importer.py checking, staging and writing imported rows in chunks
+    rows.py     checking one imported row as `shorten` would
+    importer.py checking rows in one thread and writing chunks in another
+    chunks.py   sorting one chunk's rows against the database and writing them
+    quick.py    the insert-first road for rows that carry a slug
     backup.py   online backups, and restoring one into the live database
 """

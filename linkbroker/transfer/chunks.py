@@ -17,6 +17,7 @@ from typing import cast
 from linkbroker import slugs
 from linkbroker.errors import StorageError
 from linkbroker.store import LinkStore
+from linkbroker.transfer import quick
 from linkbroker.transfer.fields import EXTRA_FIELDS, EXTRA_TABLES, LINK_FIELDS
 
 Staged = Sequence[tuple[object, ...]]
@@ -62,19 +63,41 @@ class ChunkWriter:
         self._would_reuse: dict[str, str] = {}
         self._limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
-    def links(self, staged: Staged) -> Outcome:
-        """Sort and write one chunk of (line, *link columns) rows."""
-        outcome, fresh = Outcome(), []
+    def links(self, staged: Staged, prepared: "quick.Prepared | None") -> Outcome:
+        """Sort and write one chunk of (line, *link columns) rows.
+
+        With `prepared`, its quick statements go first (see quick.py), then its
+        careful rows; without, every row takes the careful road.
+        """
+        outcome = Outcome()
         with self._transaction():
-            leads = self._leads([str(r[1]) for r in staged if r[1] is not None])
-            reuse = self._reusable([str(r[2]) for r in staged if r[1] is None])
-            for row in staged:
-                kept = self._sort(row, leads, reuse, outcome)
-                if kept is not None:
-                    fresh.append(kept)
-            self._insert(fresh, reuse)
-        outcome.imported = len(fresh)
+            careful = staged
+            if prepared is not None:
+                self._quick(prepared, outcome)
+                careful = prepared.careful
+            self._careful(careful, outcome)
         return outcome
+
+    def _quick(self, prepared: "quick.Prepared", outcome: Outcome) -> None:
+        written = quick.write(self.conn, prepared)
+        outcome.imported += len(written.imported)
+        outcome.present += written.present
+        self.created.update(written.imported)
+        for line, slug, existing, destination in written.clashes:
+            outcome.conflicts.append((line, slug, _conflict(existing, destination)))
+
+    def _careful(self, staged: Staged, outcome: Outcome) -> None:
+        if not staged:
+            return
+        fresh = []
+        leads = self._leads([str(r[1]) for r in staged if r[1] is not None])
+        reuse = self._reusable([str(r[2]) for r in staged if r[1] is None])
+        for row in staged:
+            kept = self._sort(row, leads, reuse, outcome)
+            if kept is not None:
+                fresh.append(kept)
+        self._insert(fresh, reuse)
+        outcome.imported += len(fresh)
 
     def _sort(
         self,

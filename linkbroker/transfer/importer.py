@@ -30,10 +30,11 @@ from linkbroker import database
 from linkbroker.errors import InvalidImport, LinkbrokerError
 from linkbroker.store import LinkStore
 from linkbroker.transfer import rows, sources
+from linkbroker.transfer.quick import Prepared, prepare
 
 # Rows a write transaction carries: tens of milliseconds of work, short enough that
 # a server flushing clicks beside the import hardly notices.
-CHUNK = 10_000
+CHUNK = 20_000
 # Problems kept with their details; beyond this only their number is.
 MAX_LISTED = 1_000
 REPORT_EVERY = 10_000
@@ -44,7 +45,7 @@ IMPORT_CACHE_KIB = 128 * 1024
 # Chunks between two checkpoints. Left to itself the connection would checkpoint
 # after every chunk's commit, copying most pages twice; every few chunks halves
 # that, and the WAL stays near a hundred megabytes.
-CHECKPOINT_EVERY = 10
+CHECKPOINT_EVERY = 5
 SWITCH_INTERVAL = 0.0005
 
 Progress = Callable[[str, int, int], None]
@@ -175,7 +176,8 @@ def _opened(path: Path) -> Iterator[Opened]:
         stream.close()
 
 
-Chunk = tuple[str, list[tuple[object, ...]]]
+# A kind, its rows, and for links the quick statements built for them.
+Chunk = tuple[str, list[tuple[object, ...]], "Prepared | None"]
 
 
 class _Checker:
@@ -233,8 +235,11 @@ class _Checker:
     def _hand_on(self, kind: str) -> None:
         if kind != "link":
             self._hand_on("link")  # links go first: the rest follows their fate
-        if self._pending[kind]:
-            self.emit((kind, self._pending[kind]))
+        staged = self._pending[kind]
+        if staged:
+            # Built here, beside the writer: the writing thread is the slower one.
+            quick = kind == "link" and not self.report.dry_run
+            self.emit((kind, staged, prepare(staged) if quick else None))
             self._pending[kind] = []
 
 
@@ -283,12 +288,14 @@ class _WriterThread:
             except BaseException as exc:  # raised again in the checking thread
                 self._failure = exc
 
-    def _write(self, kind: str, staged: list[tuple[object, ...]]) -> None:
+    def _write(
+        self, kind: str, staged: list[tuple[object, ...]], prepared: Prepared | None
+    ) -> None:
         if kind != "link":
             written = self.chunks.extras(kind, staged)
             self.report.extras[kind] = self.report.extras.get(kind, 0) + written
             return
-        outcome = self.chunks.links(staged)
+        outcome = self.chunks.links(staged, prepared)
         self.report.imported += outcome.imported
         self.report.present += outcome.present
         self.report.conflicts += len(outcome.conflicts)
