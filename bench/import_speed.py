@@ -10,6 +10,7 @@ writing in chunks and clearing the cache. Run by hand:
 
 import argparse
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -76,11 +77,15 @@ def main() -> None:
         }
         command = [sys.executable, "-m", "linkbroker", "import", str(source)]
 
+        load_before = os.getloadavg()[0]
+        cpu_before = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run(
             command, env=env, capture_output=True, text=True, check=False
         )
         seconds = time.perf_counter() - started
+        cpu = _children_cpu() - cpu_before
+        load_after = os.getloadavg()[0]
 
         if done.returncode != 0:
             print(done.stdout, done.stderr, file=sys.stderr)
@@ -91,6 +96,17 @@ def main() -> None:
 
     print(f"format {args.format}: {args.rows:,} rows, {stored:,} links stored")
     print(f"{seconds:.2f} s end to end, {args.rows / seconds:,.0f} rows/s")
+    # Other work on the machine stretches the wall time; the processor time of the
+    # import (both its threads) and the load around it say how much.
+    print(
+        f"{cpu:.2f} s of processor time; load average {load_before:.1f} before, "
+        f"{load_after:.1f} after"
+    )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
