@@ -169,7 +169,8 @@ def _opened(path: Path) -> Iterator[Opened]:
     except UnicodeDecodeError as exc:
         raise InvalidImport(
             f"{str(path)!r} is not UTF-8 text (a byte {exc.object[exc.start]:#x} "
-            f"near byte {counter.count:,}); save it as UTF-8 and import it again.",
+            f"near byte {counter.count:,}); save it as UTF-8 and import it again "
+            "(rows already imported from before that point are then skipped).",
             path,
         ) from exc
     finally:
