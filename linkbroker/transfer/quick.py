@@ -15,6 +15,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
+from typing import cast
 
 from linkbroker.transfer.fields import LINK_FIELDS
 
@@ -52,12 +54,10 @@ def prepare(staged: Sequence[tuple[object, ...]]) -> Prepared:
 
     for start in range(0, len(numbered), ROWS_A_STATEMENT):
         part = numbered[start : start + ROWS_A_STATEMENT]
-        meta: Meta = []
-        params: list[object] = [0]  # the chunk's first rowid, set when written
-        for position, row in part:
-            meta.append((position, int(str(row[0])), str(row[1]), str(row[2])))
-            params.append(position)
-            params.extend(row[1:])
+        meta = cast(Meta, [(position, *row[:3]) for position, row in part])
+        # The first parameter is the chunk's first rowid, set when it is written.
+        params: list[object] = [0]
+        params += chain.from_iterable((position, *row[1:]) for position, row in part)
         prepared.statements.append((meta, params))
     return prepared
 
