@@ -3,11 +3,20 @@
 A destination is stored in the ASCII form a `Location` header can carry as it is:
 the host in punycode, everything else percent-encoded. Normalising is idempotent,
 so a stored destination passes the policy again unchanged.
+
+Bulk imports check a million destinations in one go, where the full check costs
+tens of microseconds each. Most are plain ASCII URLs that the full check would
+return unchanged, so a narrow pattern recognises those and takes a shorter road to
+the same result; the decisions that depend on the host alone (its IDNA form, a
+private address, the shortener itself, the blocklist) are remembered per host.
+Anything the pattern does not cover, and every refusal, goes the full way, so that
+the result and the message are always the full check's own.
 """
 
 import ipaddress
 import re
 import socket
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit
 
@@ -28,8 +37,79 @@ _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
+# A URL the full check returns as it is, give or take its host's IDNA form, a port
+# written with leading zeros and an empty query or fragment: a lower-case scheme,
+# a host of lower-case ASCII letters, digits, dots and hyphens, and the rest made of
+# characters that percent-encoding leaves alone, from the first '/', '?' or '#' on.
+# No '[' or ']' (IPv6 literals and
+# the checks urlsplit makes on them), no '%' that is not an escape, no '@'.
+_PLAIN = re.compile(
+    r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?"
+    r"((?:[/?#](?:[A-Za-z0-9._~:/?#!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)?)"
+)
+# Hosts remembered at most; an import over more distinct hosts than this only loses
+# the saving on the ones forgotten.
+HOST_MEMORY = 65_536
+
+
 def normalize(url: str) -> str:
     """Return `url` in its stored ASCII form; raise InvalidDestination if refused."""
+    plain = _normalize_plain(url)
+    return _normalize_fully(url) if plain is None else plain[0]
+
+
+def _normalize_plain(url: str) -> tuple[str, str] | None:
+    """Return the stored form of a plain URL and its host, or None to go the full way.
+
+    The result equals `_normalize_fully`'s; a property test holds the two together.
+    """
+    found = _PLAIN.fullmatch(url) if len(url) <= MAX_LENGTH else None
+    host = None if found is None else _plain_host(found.group(2))
+    if found is None or host is None:
+        return None
+    scheme, hostname, port_text, rest = found.groups()
+    # Most URLs come back exactly as given: no port, a host already in its stored
+    # form, and no empty query or fragment for urlsplit to drop.
+    if (
+        host == hostname
+        and port_text is None
+        and not url.endswith(("?", "#"))
+        and "?#" not in url
+    ):
+        return url, host
+    result = _rebuilt(scheme, host, port_text, rest)
+    return None if result is None else (result, host)
+
+
+def _rebuilt(scheme: str, host: str, port_text: str | None, rest: str) -> str | None:
+    port = None if port_text is None else int(port_text)
+    if port is not None and not 0 < port <= 65535:
+        return None
+    netloc = host if port is None else f"{host}:{port}"
+
+    # The way urlsplit cuts the rest: the fragment at the first '#', then the query
+    # at the first '?'; an empty query or fragment is dropped with its mark.
+    before_fragment, _, fragment = rest.partition("#")
+    path, _, query = before_fragment.partition("?")
+    result = f"{scheme}://{netloc}{path}"
+    if query:
+        result += "?" + query
+    if fragment:
+        result += "#" + fragment
+    return result if len(result) <= MAX_LENGTH else None
+
+
+@lru_cache(maxsize=HOST_MEMORY)
+def _plain_host(hostname: str) -> str | None:
+    # The full host check, remembered; None when it refuses, so that the full path
+    # raises its own message naming the URL.
+    try:
+        return _ascii_host(hostname, hostname)
+    except InvalidDestination:
+        return None
+
+
+def _normalize_fully(url: str) -> str:
     _check_characters(url)
     parts = _split(url)
     host = _ascii_host(url, parts.hostname or "")
@@ -177,12 +257,39 @@ class Policy:
         self._own_host = (base.hostname or "").lower()
         self._blocked: frozenset[str] = frozenset()
         self._blocklist_stamp: float | None = None
+        # Hosts found acceptable, for the blocklist they were judged against.
+        self._accepted: set[str] = set()
+        self._accepted_under: frozenset[str] | None = None
 
     def check(self, url: str) -> str:
         """Return `url` in its stored form; raise InvalidDestination if refused."""
-        stored = normalize(url)
+        plain = _normalize_plain(url)
+        if plain is not None and self._accepts(plain[1]):
+            return plain[0]
+        return self._check_fully(url)
+
+    def _accepts(self, host: str) -> bool:
+        """Tell whether `host` passed the host checks before, under this blocklist."""
+        blocked = self._blocklist()
+        if blocked is not self._accepted_under:
+            self._accepted, self._accepted_under = set(), blocked
+        if host in self._accepted:
+            return True
+        try:
+            self._check_host(host, host)
+        except InvalidDestination:
+            return False
+        if len(self._accepted) < HOST_MEMORY:
+            self._accepted.add(host)
+        return True
+
+    def _check_fully(self, url: str) -> str:
+        stored = _normalize_fully(url)
         parts = urlsplit(stored)
-        host = (parts.hostname or "").lower()
+        self._check_host(url, (parts.hostname or "").lower())
+        return stored
+
+    def _check_host(self, url: str, host: str) -> None:
         if not self.settings.allow_private:
             _refuse_private(url, host)
         # Every port on the shortener's own host counts: a link there can only lead
@@ -200,7 +307,6 @@ class Policy:
                 "links to it are not allowed here.",
                 url,
             )
-        return stored
 
     def _blocked_domain(self, host: str) -> str | None:
         domains = self._blocklist()
@@ -214,7 +320,7 @@ class Policy:
     def _blocklist(self) -> frozenset[str]:
         path = self.settings.blocklist
         if path is None:
-            return frozenset()
+            return self._blocked  # the same empty set each time
         try:
             stamp = path.stat().st_mtime
             if stamp != self._blocklist_stamp:

@@ -11,6 +11,7 @@ LinkbrokerError
  │                        or a revert has nothing to go back to
  ├── InvalidToken         an API request's token is missing, wrong or revoked
  ├── TokenNotFound        no API token has this name
+ ├── InvalidImport        a file to import or restore, or one of its rows, is unusable
  └── RateLimited          too many writes; `retry_after` says when to try again
 
 Each carries the offending value as `value`; its message names that value and says
@@ -68,6 +69,10 @@ class InvalidToken(LinkbrokerError):
 
 class TokenNotFound(LinkbrokerError):
     """No API token has this name."""
+
+
+class InvalidImport(LinkbrokerError):
+    """A file to import or restore, or one of its rows, cannot be used as it is."""
 
 
 class RateLimited(LinkbrokerError):
