@@ -86,10 +86,21 @@ class ClickWriter:
         logger.debug("flushed %d clicks for %d links", written, len(links))
         return written
 
+    def _kept(self, slugs: set[str]) -> set[str]:
+        """Return which of `slugs` still have a row in links; tombstones count."""
+        marks = ", ".join("?" * len(slugs))
+        rows = self._conn.execute(
+            f"SELECT slug FROM links WHERE slug IN ({marks})", list(slugs)
+        )
+        return {slug for (slug,) in rows}
+
     def _insert(self, clicks: Iterator[RawClick]) -> Counter[_Key]:
         counts: Counter[_Key] = Counter()
         while chunk := list(islice(clicks, CHUNK)):
-            rows = self.prepare(chunk)
+            # A link purged while its clicks waited leaves no trace, and gives
+            # none to a link made later under the same slug.
+            kept = self._kept({click[0] for click in chunk})
+            rows = self.prepare([click for click in chunk if click[0] in kept])
             _execute_many(self._conn, _INSERT_CLICKS, rows)
             # The sums need only these few fields; the rows themselves can go.
             counts.update(

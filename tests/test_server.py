@@ -369,3 +369,20 @@ async def test_a_reclaimed_slug_starts_without_old_counts(
     assert report["clicks"] == 0
     assert sum(day["human"] for day in report["daily"]) == 0
     assert report["top_referrers"] == []
+
+
+async def test_clicks_waiting_for_a_purged_link_leave_no_trace(
+    app: App, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await client.get("/promo", headers={"referer": "https://old.example/"})
+    with LinkStore(settings) as store:
+        store.purge("promo")  # while the click still waits for the flush
+    await app._recorder().flush()
+    with LinkStore(settings) as store:
+        store.create("https://example.com/new", "promo")
+        from linkbroker.stats import link_report
+
+        report = link_report(store, "promo")
+    assert sum(day["human"] for day in report["daily"]) == 0
+    assert report["top_referrers"] == []
+    assert _rows(settings, "SELECT count(*) FROM clicks") == [(0,)]
