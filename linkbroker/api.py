@@ -33,6 +33,7 @@ from linkbroker.model import DEFAULT_STATUS, UNSET, Edit, Terms, Unset
 from linkbroker.stats import link_report
 from linkbroker.store import LinkStore
 from linkbroker.tokens import TokenStore
+from linkbroker.writes import WriteQueue
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Image(NamedTuple):
 
 
 Reply = tuple[HTTPStatus, Any]
+# What a request asks for, found and read but not yet done.
+Work = Callable[[], Reply]
 
 
 class Api:
@@ -78,6 +81,7 @@ class Api:
     def __init__(self, store: LinkStore, tokens: TokenStore) -> None:
         self.store, self.tokens = store, tokens
         self.settings = store.settings
+        self.writes: WriteQueue[Reply] = WriteQueue(store)
 
     async def handle(self, scope: Message, receive: Receive) -> tuple[Reply, Headers]:
         """Answer one request; every failure becomes a JSON error, never a 500."""
@@ -100,48 +104,57 @@ class Api:
             return (status, error), _extra_headers(exc)
 
     async def _dispatch(self, scope: Message, receive: Receive) -> Reply:
-        method, parts = scope["method"], scope["path"].split("/")[2:]
+        method = scope["method"]
         self._authenticate(scope)
+        work = await self._route(method, scope["path"].split("/")[2:], scope, receive)
         if method in _WRITES:
-            self._limit(scope)
+            return await self.writes.run(self._limit_keys(scope), work)
+        return work()
 
+    async def _route(
+        self, method: str, parts: list[str], scope: Message, receive: Receive
+    ) -> Work:
+        """Find what the request asks for; reading its body is all it does yet."""
         match parts:
             case ["openapi.json"]:
                 _allow(method, "GET")
-                return HTTPStatus.OK, openapi.document(self.settings.base_url)
+                return lambda: (HTTPStatus.OK, openapi.document(self.settings.base_url))
             case ["shorten"]:
                 _allow(method, "POST")
                 body = await read.json_body(scope, receive, self.settings.max_body)
-                return self._shorten(body, scope)
+                return lambda: self._shorten(body, scope)
             case ["links"]:
                 _allow(method, "GET")
-                return self._list(scope)
+                return lambda: self._list(scope)
             case ["links", slug]:
                 return await self._one_link(method, slug, scope, receive)
             case ["links", slug, action]:
                 return self._link_part(method, slug, action, scope)
         raise _no_route()
 
-    def _link_part(self, method: str, slug: str, action: str, scope: Message) -> Reply:
+    def _link_part(self, method: str, slug: str, action: str, scope: Message) -> Work:
         match action:
             case "stats":
                 _allow(method, "GET")
-                return HTTPStatus.OK, link_report(self.store, slug)
+                return lambda: (HTTPStatus.OK, link_report(self.store, slug))
             case "history":
                 _allow(method, "GET")
-                history = self.store.history(slug)
-                return HTTPStatus.OK, {
-                    "slug": slug,
-                    "history": [change.as_dict() for change in history],
-                }
+                return lambda: (HTTPStatus.OK, self._history(slug))
             case "revert":
                 _allow(method, "POST")
-                link = self.store.revert(slug, by=_author(scope))
-                return HTTPStatus.OK, link.as_dict()
+                return lambda: self._revert(slug, scope)
             case "qr":
                 _allow(method, "GET")
-                return HTTPStatus.OK, self._qr(slug, scope)
+                return lambda: (HTTPStatus.OK, self._qr(slug, scope))
         raise _no_route()
+
+    def _history(self, slug: str) -> dict[str, Any]:
+        history = self.store.history(slug)
+        return {"slug": slug, "history": [change.as_dict() for change in history]}
+
+    def _revert(self, slug: str, scope: Message) -> Reply:
+        link = self.store.revert(slug, by=_author(scope))
+        return HTTPStatus.OK, link.as_dict()
 
     def _qr(self, slug: str, scope: Message) -> Image:
         query = read.query(scope)
@@ -158,18 +171,24 @@ class Api:
 
     async def _one_link(
         self, method: str, slug: str, scope: Message, receive: Receive
-    ) -> Reply:
+    ) -> Work:
         _allow(method, "GET", "PATCH", "DELETE")
         if method == "GET":
-            return HTTPStatus.OK, self.store.get(slug).as_dict()
+            return lambda: (HTTPStatus.OK, self.store.get(slug).as_dict())
         if method == "DELETE":
-            if read.flag_param(scope, "purge"):
-                self.store.purge(slug)
-            else:
-                self.store.delete(slug)
-            return HTTPStatus.NO_CONTENT, None
+            return lambda: self._delete(slug, read.flag_param(scope, "purge"))
 
         body = await read.json_body(scope, receive, self.settings.max_body)
+        return lambda: self._edit(slug, body, scope)
+
+    def _delete(self, slug: str, purge: bool) -> Reply:
+        if purge:
+            self.store.purge(slug)
+        else:
+            self.store.delete(slug)
+        return HTTPStatus.NO_CONTENT, None
+
+    def _edit(self, slug: str, body: dict[str, Any], scope: Message) -> Reply:
         read.only_fields(body, _EDIT_FIELDS)
         edit = Edit(
             destination=read.given(body, "destination", read.required_string),
@@ -244,13 +263,13 @@ class Api:
             )
         scope["linkbroker.token"] = self.tokens.verify(token.strip())
 
-    def _limit(self, scope: Message) -> None:
+    def _limit_keys(self, scope: Message) -> tuple[str, str]:
+        """The allowances a write takes from: its token's and its client's."""
         client = scope.get("client")
         peer = client[0] if client else ""
         forwarded = read.header(scope, b"x-forwarded-for").encode("latin-1")
         address = client_address(forwarded, peer, self.settings.trusted_proxies)
-        keys = (f"token:{scope['linkbroker.token']}", f"address:{address}")
-        self.store.cache.limit(keys, self.settings)
+        return f"token:{scope['linkbroker.token']}", f"address:{address}"
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -100,36 +100,49 @@ class LinkCache:
         """Take one write from each of `keys`' allowances; raise RateLimited if spent.
 
         Each key has a token bucket shared by every process through the cache: it
-        holds `rate_burst` writes and refills at `rate_limit` a minute. All buckets
-        are read and written in one transaction, and a write refused by one bucket
-        takes nothing from the others. A limit of 0 turns limiting off.
+        holds `rate_burst` writes and refills at `rate_limit` a minute. A write
+        refused by one bucket takes nothing from the others. A limit of 0 turns
+        limiting off.
+        """
+        refusal = self.charge([keys], settings)[0]
+        if refusal is not None:
+            raise refusal
+
+    def charge(
+        self, writes: Sequence[Sequence[str]], settings: Settings
+    ) -> list[RateLimited | None]:
+        """Charge several writes in turn, each to its keys, as `limit` charges one.
+
+        Returns, for each write, None if it is allowed or the RateLimited error that
+        refuses it. Every bucket involved is read once and written once, in one
+        transaction, however many writes share it.
         """
         if settings.rate_limit == 0:
-            return
+            return [None] * len(writes)
         rate, burst = settings.rate_limit / 60.0, float(settings.rate_burst)
         expire = burst / rate + 60.0  # a bucket left alone this long is full again
+        refusals: list[RateLimited | None] = []
         with self._cache.transact(retry=True):
             now = time.time()
-            buckets = []
-            for key in keys:
-                bucket_key = f"{self._prefix}rate:{key}"
-                left, stamp = self._cache.get(bucket_key, default=(burst, now))
-                buckets.append(
-                    (key, bucket_key, min(burst, left + (now - stamp) * rate))
-                )
-            short = [(key, left) for key, _, left in buckets if left < 1.0]
-            if not short:
-                for _, bucket_key, left in buckets:
-                    self._cache.set(bucket_key, (left - 1.0, now), expire=expire)
-        if short:
-            key, left = short[0]
-            wait = (1.0 - left) / rate
-            raise RateLimited(
-                f"Too many writes from this {key.split(':', 1)[0]}; try again in "
-                f"{math.ceil(wait)} s.",
-                key,
-                retry_after=wait,
-            )
+            left: dict[str, float] = {}
+            for keys in writes:
+                for key in keys:
+                    if key not in left:
+                        stored, stamp = self._cache.get(
+                            self._bucket(key), default=(burst, now)
+                        )
+                        left[key] = min(burst, stored + (now - stamp) * rate)
+                short = next((key for key in keys if left[key] < 1.0), None)
+                if short is None:
+                    for key in keys:
+                        left[key] -= 1.0
+                refusals.append(None if short is None else _refusal(short, left, rate))
+            for key, value in left.items():
+                self._cache.set(self._bucket(key), (value, now), expire=expire)
+        return refusals
+
+    def _bucket(self, key: str) -> str:
+        return f"{self._prefix}rate:{key}"
 
     def tidy(self) -> int:
         """Remove expired entries, and more if over the size limit; return how many.
@@ -161,6 +174,16 @@ class LinkCache:
     def close(self) -> None:
         """Close the cache's database connections."""
         self._cache.close()
+
+
+def _refusal(key: str, left: dict[str, float], rate: float) -> RateLimited:
+    wait = (1.0 - left[key]) / rate
+    return RateLimited(
+        f"Too many writes from this {key.split(':', 1)[0]}; try again in "
+        f"{math.ceil(wait)} s.",
+        key,
+        retry_after=wait,
+    )
 
 
 def _ttl(target: Target | None) -> float:

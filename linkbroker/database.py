@@ -79,6 +79,24 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
+@contextmanager
+def transaction(
+    conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE"
+) -> Iterator[None]:
+    """Run the block in one transaction: committed if it ends, rolled back if not.
+
+    IMMEDIATE, the default, takes the write lock first, so that what the block reads
+    cannot change under it before it writes.
+    """
+    conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def migrations() -> list[tuple[int, str]]:
     """Return the numbered sections of schema.sql, in order."""
     from importlib import resources  # read only when a database needs upgrading

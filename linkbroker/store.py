@@ -51,6 +51,8 @@ class LinkStore:
         # Without it the connections leave WAL checkpoints to the owner: a server
         # runs them from its click-flush thread, so an fsync never delays a request.
         self._autocheckpoint = autocheckpoint
+        # Inside batch(): the slugs written, published to the cache after the commit.
+        self._unpublished: list[tuple[str, bool]] | None = None
 
     # Opened on first use, so that a command refused for bad input creates nothing.
     @cached_property
@@ -333,16 +335,45 @@ class LinkStore:
         return count
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        # IMMEDIATE takes the write lock first, so that what a transaction reads
-        # cannot change under it before it writes.
-        self.conn.execute("BEGIN IMMEDIATE")
+    def batch(self) -> Iterator[None]:
+        """Run several writes in one transaction and publish them in one cache write.
+
+        A commit costs more than the insert it makes durable, so a server that has
+        several writes waiting runs them together. Each write inside runs in
+        `step()`, so that one failing undoes its own work and nothing else. The
+        cache learns of every write after the commit, as it does of a lone one.
+        """
+        written: list[tuple[str, bool]] = []
+        self._unpublished = written
+        try:
+            with database.transaction(self.conn):
+                yield
+        finally:
+            self._unpublished = None
+
+        with self.cache.transaction():
+            for slug, changed in written:
+                self.cache.put(slug, self._served(slug), changed=changed)
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """One write of a batch: if it fails, what it wrote is undone."""
+        self.conn.execute("SAVEPOINT step")
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("ROLLBACK TO step")
             raise
-        self.conn.execute("COMMIT")
+        finally:
+            self.conn.execute("RELEASE step")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._unpublished is not None:
+            yield  # the batch holds the write lock, and its step undoes a failure
+            return
+        with database.transaction(self.conn):
+            yield
 
     def _publish(self, slug: str, *, changed: bool = True) -> None:
         """Write the committed state of `slug` through to the cache.
@@ -351,6 +382,9 @@ class LinkStore:
         the state is read again inside the cache's transaction, which one writer
         holds at a time: whichever writes last writes the latest commit.
         """
+        if self._unpublished is not None:
+            self._unpublished.append((slug, changed))
+            return
         with self.cache.transaction():
             self.cache.put(slug, self._served(slug), changed=changed)
 

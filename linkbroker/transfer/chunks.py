@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import cast
 
-from linkbroker import slugs
+from linkbroker import database, slugs
 from linkbroker.errors import StorageError
 from linkbroker.store import LinkStore
 from linkbroker.transfer import quick
@@ -142,13 +142,9 @@ class ChunkWriter:
     def _transaction(self) -> Iterator[None]:
         # IMMEDIATE takes the write lock before the look-ups, so that nothing can
         # take a slug between this chunk's look-up and its insert.
-        self.conn.execute("BEGIN" if self.dry_run else "BEGIN IMMEDIATE")
-        try:
+        begin = "BEGIN" if self.dry_run else "BEGIN IMMEDIATE"
+        with database.transaction(self.conn, begin):
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
 
     def _insert(self, fresh: Staged, reuse: dict[str, str]) -> None:
         new_slugs = [str(row[0]) for row in fresh]
