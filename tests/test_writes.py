@@ -1,6 +1,7 @@
 """Writes that arrive together share their commits, and each keeps its own answer."""
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -100,3 +101,23 @@ def test_a_lone_write_outside_a_batch_still_commits_at_once(store: LinkStore) ->
 
     assert not store.conn.in_transaction
     assert store.cache.get("lone") is not None
+
+
+def test_writes_still_arriving_over_a_few_turns_join_the_batch(
+    store: LinkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _batches(store, monkeypatch)
+
+    async def staggered() -> list[Link]:
+        queue: WriteQueue[Link] = WriteQueue(store)
+        runs = []
+        for slug in "pqr":
+            work = functools.partial(store.create, f"https://example.com/{slug}", slug)
+            runs.append(asyncio.ensure_future(queue.run(KEYS, work)))
+            await asyncio.sleep(0)  # the next write comes a turn of the loop later
+        return await asyncio.gather(*runs)
+
+    made = asyncio.run(staggered())
+
+    assert [link.slug for link in made] == ["p", "q", "r"]
+    assert len(batches) == 1
