@@ -41,11 +41,12 @@ _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # written with leading zeros and an empty query or fragment: a lower-case scheme,
 # a host of lower-case ASCII letters, digits, dots and hyphens, and the rest made of
 # characters that percent-encoding leaves alone, from the first '/', '?' or '#' on.
-# No '[' or ']' (IPv6 literals and
-# the checks urlsplit makes on them), no '%' that is not an escape, no '@'.
+# No '[' or ']' (IPv6 literals and the checks urlsplit makes on them), no '%' that
+# is not an escape, no '@'. The possessive runs take the rest a run of characters at
+# a time, and never try the same characters again on a URL that fails.
 _PLAIN = re.compile(
     r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?"
-    r"((?:[/?#](?:[A-Za-z0-9._~:/?#!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)?)"
+    r"((?:[/?#](?:[A-Za-z0-9._~:/?#!$&'()*+,;=-]++|%[0-9A-Fa-f]{2})*+)?)"
 )
 # Hosts remembered at most; an import over more distinct hosts than this only loses
 # the saving on the ones forgotten.

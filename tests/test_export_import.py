@@ -344,6 +344,44 @@ def test_history_and_clicks_need_their_link_first(cli: Invoke, tmp_path: Path) -
     assert "line 2: slug 'nobody': no link with the slug" in result.stderr
 
 
+def test_link_lines_at_their_defaults_keep_every_check(
+    cli: Invoke, settings: Settings, tmp_path: Path
+) -> None:
+    defaults = (
+        '"bot_clicks":0,"redirect_status":302,"expires_at":null,"max_clicks":null,'
+        '"limit_used":0,"fallback_url":null,"disabled_at":null,"deleted_at":null'
+    )
+    lines = [
+        '{"type":"linkbroker-export","version":1}',
+        '{"type":"link","slug":"plain","destination_url":"https://example.com/a",'
+        f'"created_at":"2026-01-01 00:00:00","clicks":5,{defaults}}}',
+        # Equal to the defaults, but not of their types: each still a bad row.
+        '{"type":"link","slug":"flag","destination_url":"https://example.com/b",'
+        f'"created_at":null,"clicks":0,{defaults.replace(":0,", ":false,", 1)}}}',
+        '{"type":"link","slug":"real","destination_url":"https://example.com/c",'
+        f'"created_at":null,"clicks":0,{defaults.replace("302", "302.0")}}}',
+        '{"type":"link","slug":"termed","destination_url":"https://example.com/d",'
+        '"created_at":null,"clicks":0,'
+        + defaults.replace('"max_clicks":null', '"max_clicks":3')
+        + "}",
+    ]
+    source = tmp_path / "links.jsonl"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+
+    result = cli("import", str(source))
+
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("line 3: slug 'flag': bot_clicks False")
+    assert errors[1].startswith("line 4: slug 'real': redirect_status 302.0")
+    stored = _rows(
+        settings,
+        "SELECT slug, clicks, redirect_status, max_clicks, limit_used FROM links "
+        "ORDER BY rowid",
+    )
+    assert stored == [("plain", 5, 302, None, 0), ("termed", 0, 302, 3, 0)]
+
+
 def test_an_unreadable_file_is_one_clear_error(cli: Invoke, tmp_path: Path) -> None:
     missing = cli("import", str(tmp_path / "nope.csv"))
     assert missing.exit_code == 1

@@ -22,6 +22,7 @@ from linkbroker.errors import StorageError
 from linkbroker.store import LinkStore
 from linkbroker.transfer import quick
 from linkbroker.transfer.fields import EXTRA_FIELDS, EXTRA_TABLES, LINK_FIELDS
+from linkbroker.transfer.rows import widened
 
 Staged = Sequence[tuple[object, ...]]
 
@@ -115,7 +116,7 @@ class ChunkWriter:
         existing = leads.get(str(slug))
         if existing is None:
             leads[str(slug)] = destination
-            return (slug, *row[2:])
+            return widened((slug, *row[2:]))
         if existing == destination:
             outcome.present += 1
         else:

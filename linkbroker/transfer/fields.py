@@ -24,6 +24,10 @@ LINK_FIELDS = (
     "disabled_at",
     "deleted_at",
 )
+# A link's leading columns that every imported link carries; the rest, as `shorten`
+# makes them, are LINK_DEFAULTS, the defaults of the table's columns.
+NARROW = 4
+LINK_DEFAULTS = (0, 302, None, None, 0, None, None, None)
 # The other tables a JSON Lines export carries, each without its local row id:
 # ids mean nothing in another database, and the order of the lines keeps theirs.
 EXTRA_FIELDS = {

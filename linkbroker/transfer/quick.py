@@ -18,11 +18,13 @@ from functools import lru_cache
 from itertools import chain
 from typing import cast
 
-from linkbroker.transfer.fields import LINK_FIELDS
+from linkbroker.transfer.fields import LINK_FIELDS, NARROW
 
 # Rows one statement carries: one step of SQLite's work, done without Python's
 # lock, for many rows, where an executemany would take the lock back every row.
 ROWS_A_STATEMENT = 256
+# Narrow rows bind a third as many values each, so a statement carries more of them.
+NARROW_ROWS_A_STATEMENT = 1024
 
 # (position in the chunk, line, slug, destination) of each row of a statement.
 Meta = list[tuple[int, int, str, str]]
@@ -32,7 +34,8 @@ Meta = list[tuple[int, int, str, str]]
 class Prepared:
     """A chunk's quick statements, and its rows left for the careful road."""
 
-    statements: list[tuple[Meta, list[object]]] = field(default_factory=list)
+    # Each statement's rows, parameters, and columns a row (see rows.link_row).
+    statements: list[tuple[Meta, list[object], int]] = field(default_factory=list)
     careful: list[tuple[object, ...]] = field(default_factory=list)
 
 
@@ -51,15 +54,25 @@ def prepare(staged: Sequence[tuple[object, ...]]) -> Prepared:
             seen.add(row[1])
             quick.append(row)
     numbered = sorted(enumerate(quick, 1), key=lambda item: str(item[1][2]))
+    narrow = [item for item in numbered if len(item[1]) == NARROW + 1]
+    if len(narrow) < len(numbered):
+        wide = [item for item in numbered if len(item[1]) > NARROW + 1]
+        _add_statements(prepared, wide, len(LINK_FIELDS))
+    _add_statements(prepared, narrow, NARROW)
+    return prepared
 
-    for start in range(0, len(numbered), ROWS_A_STATEMENT):
-        part = numbered[start : start + ROWS_A_STATEMENT]
+
+def _add_statements(
+    prepared: Prepared, numbered: list[tuple[int, tuple[object, ...]]], width: int
+) -> None:
+    size = NARROW_ROWS_A_STATEMENT if width == NARROW else ROWS_A_STATEMENT
+    for start in range(0, len(numbered), size):
+        part = numbered[start : start + size]
         meta = cast(Meta, [(position, *row[:3]) for position, row in part])
         # The first parameter is the chunk's first rowid, set when it is written.
         params: list[object] = [0]
         params += chain.from_iterable((position, *row[1:]) for position, row in part)
-        prepared.statements.append((meta, params))
-    return prepared
+        prepared.statements.append((meta, params, width))
 
 
 @dataclass
@@ -75,10 +88,10 @@ def write(conn: sqlite3.Connection, prepared: Prepared) -> Written:
     """Run a chunk's quick statements inside its write transaction."""
     written = Written()
     base = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM links").fetchone()[0])
-    for meta, params in prepared.statements:
+    for meta, params, width in prepared.statements:
         params[0] = base
         before = conn.total_changes
-        conn.execute(_statement(len(meta)), params)
+        conn.execute(_statement(len(meta), width), params)
         if conn.total_changes - before == len(meta):
             written.imported.extend(slug for _, _, slug, _ in meta)
         else:
@@ -109,13 +122,12 @@ def _sort_out(
 
 
 @lru_cache(maxsize=8)
-def _statement(rows: int) -> str:
-    width = len(LINK_FIELDS) + 1
-    values = ", ".join(["(" + ", ".join("?" * width) + ")"] * rows)
-    picked = ", ".join(f"column{number}" for number in range(2, width + 1))
+def _statement(rows: int, width: int) -> str:
+    values = ", ".join(["(" + ", ".join("?" * (width + 1)) + ")"] * rows)
+    picked = ", ".join(f"column{number}" for number in range(2, width + 2))
     # WHERE true: SQLite's parser needs it before an upsert on INSERT ... SELECT.
     return (
-        f"INSERT INTO links (rowid, {', '.join(LINK_FIELDS)}) "
+        f"INSERT INTO links (rowid, {', '.join(LINK_FIELDS[:width])}) "
         f"SELECT ? + column1, {picked} FROM (VALUES {values}) WHERE true "
         "ON CONFLICT (slug) DO NOTHING"
     )

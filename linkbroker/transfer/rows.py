@@ -11,6 +11,9 @@ from linkbroker import slugs
 from linkbroker.destinations import Policy, normalize
 from linkbroker.errors import InvalidImport
 from linkbroker.transfer.fields import (
+    LINK_DEFAULTS,
+    LINK_FIELDS,
+    NARROW,
     check_click_time,
     check_count,
     check_day,
@@ -27,24 +30,31 @@ def link_row(values: Values, policy: Policy, now: str) -> Row:
     """Return a link's columns, checked as `shorten` checks a new link.
 
     An empty slug stays None, to be generated; a missing creation time is `now`.
+    A link whose columns after `clicks` hold their defaults, as every link from
+    another tool does, is returned with the first NARROW columns only: the rest
+    are left to the table's defaults, which saves binding them a million times.
     """
     slug = check_text("slug", values.get("slug"))
     destination = check_text(
         "destination_url", values.get("destination_url"), required=True
     )
-    head = (
+    narrow = (
         None if slug is None else slugs.validate(slug),
         policy.check(str(destination)),
-    )
-    # Most files carry a slug and a destination and little else: their other
-    # columns take the defaults without a check each.
-    if values.keys() <= _SLUG_AND_DESTINATION:
-        return (*head, now, *_DEFAULTS)
-    fallback = check_text("fallback_url", values.get("fallback_url"))
-    return (
-        *head,
         check_time("created_at", values.get("created_at")) or now,
         check_count("clicks", values.get("clicks")),
+    )
+    # Files from other tools carry these columns at most: the rest take their
+    # defaults without a check each.
+    if values.keys() <= _NARROW_NAMES:
+        return narrow
+    # A link exported by linkbroker with its terms at their defaults, the usual
+    # line of an export, is the same: its values are the defaults, of their types.
+    given = tuple(map(values.get, _TAIL_NAMES))
+    if given == LINK_DEFAULTS and tuple(map(type, given)) == _DEFAULT_TYPES:
+        return narrow
+    fallback = check_text("fallback_url", values.get("fallback_url"))
+    tail = (
         check_count("bot_clicks", values.get("bot_clicks")),
         check_status(values.get("redirect_status")),
         check_time("expires_at", values.get("expires_at")),
@@ -54,11 +64,17 @@ def link_row(values: Values, policy: Policy, now: str) -> Row:
         check_time("disabled_at", values.get("disabled_at")),
         check_time("deleted_at", values.get("deleted_at")),
     )
+    return narrow if tail == LINK_DEFAULTS else narrow + tail
 
 
-_SLUG_AND_DESTINATION = frozenset({"slug", "destination_url"})
-# The columns after created_at, as a link made by `shorten` has them.
-_DEFAULTS = (0, 0, 302, None, None, 0, None, None, None)
+def widened(row: Row) -> Row:
+    """Return a link's columns in full, the defaults added to a narrow row."""
+    return row if len(row) == len(LINK_FIELDS) else row + LINK_DEFAULTS
+
+
+_NARROW_NAMES = frozenset(LINK_FIELDS[:NARROW])
+_TAIL_NAMES = LINK_FIELDS[NARROW:]
+_DEFAULT_TYPES = tuple(map(type, LINK_DEFAULTS))
 
 
 def history_row(values: Values) -> Row:
