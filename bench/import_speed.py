@@ -3,7 +3,9 @@
 Writes a CSV of slug,destination rows (custom slugs, destinations spread over a
 thousand hosts, as exports from other tools look), then times `linkbroker import`
 as a subprocess into a fresh database: process start, reading, checking every row,
-writing in chunks and clearing the cache. Run by hand:
+writing in chunks and clearing the cache. Meanwhile a thread stands in for a
+server's click flush: every 50 ms it takes the database's write lock and lets it
+go, and the benchmark prints how long it waited for the lock. Run by hand:
 
     python bench/import_speed.py [--rows 1000000] [--format plain|d1|jsonl]
 """
@@ -12,11 +14,15 @@ import argparse
 import os
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+from linkbroker.turns import Turns
 
 HOSTS = 1_000
 
@@ -79,11 +85,14 @@ def main() -> None:
 
         load_before = os.getloadavg()[0]
         cpu_before = _children_cpu()
+        flush = _Flusher(Path(env["LINKBROKER_DB"]))
         started = time.perf_counter()
+        flush.start()
         done = subprocess.run(
             command, env=env, capture_output=True, text=True, check=False
         )
         seconds = time.perf_counter() - started
+        flush.stop()
         cpu = _children_cpu() - cpu_before
         load_after = os.getloadavg()[0]
 
@@ -102,6 +111,41 @@ def main() -> None:
         f"{cpu:.2f} s of processor time; load average {load_before:.1f} before, "
         f"{load_after:.1f} after"
     )
+    waits = sorted(flush.waits) or [0.0]
+    print(
+        f"a flush beside it waited for the write lock {len(waits)} times: median "
+        f"{statistics.median(waits) * 1000:.0f} ms, at most {waits[-1] * 1000:.0f} ms"
+    )
+
+
+class _Flusher(threading.Thread):
+    """Takes the write lock every 50 ms, as a server's click flush does: in turn."""
+
+    def __init__(self, db: Path) -> None:
+        super().__init__(daemon=True)
+        self.db, self.waits = db, list[float]()
+        self.turns = Turns(db)
+        self._done = threading.Event()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        conn = None
+        while not self._done.wait(0.05):
+            if conn is None:
+                if not self.db.exists():
+                    continue
+                conn = sqlite3.connect(self.db, isolation_level=None, timeout=60)
+            started = time.perf_counter()
+            with self.turns.waiting():
+                conn.execute("BEGIN IMMEDIATE")
+                self.waits.append(time.perf_counter() - started)
+                conn.execute("COMMIT")
+        if conn is not None:
+            conn.close()
+        self.turns.close()
 
 
 def _children_cpu() -> float:

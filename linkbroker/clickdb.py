@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from linkbroker import bots, database
 from linkbroker.settings import Settings
+from linkbroker.turns import Turns
 
 if TYPE_CHECKING:
     from linkbroker.settings import IPNetwork
@@ -60,6 +61,7 @@ class ClickWriter:
         salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
         self._salt = str(salt.fetchone()[0]).encode()
         self._last_prune = 0.0
+        self._turns = Turns(settings.db_path)
         self.written = 0
 
     def write(self, clicks: Iterable[RawClick]) -> int:
@@ -69,18 +71,19 @@ class ClickWriter:
         batch never exists as rows all at once. On an error nothing is written.
         """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            counts = self._insert(iter(clicks))
-            days, sources, links = _summarise(counts)
-            _execute_many(conn, _ADD_TO_DAYS, days)
-            _execute_many(conn, _ADD_TO_SOURCES, sources)
-            _execute_many(conn, _ADD_TO_LINKS, links)
-            self._prune_if_due()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with self._turns.waiting():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                counts = self._insert(iter(clicks))
+                days, sources, links = _summarise(counts)
+                _execute_many(conn, _ADD_TO_DAYS, days)
+                _execute_many(conn, _ADD_TO_SOURCES, sources)
+                _execute_many(conn, _ADD_TO_LINKS, links)
+                self._prune_if_due()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         written = counts.total()
         self.written += written
         logger.debug("flushed %d clicks for %d links", written, len(links))
@@ -125,6 +128,7 @@ class ClickWriter:
         """Close the connections; whatever is still held is not written."""
         for conn in (self._conn, *self._others):
             conn.close()
+        self._turns.close()
 
     def prepare(self, batch: Sequence[RawClick]) -> list[Click]:
         """Turn raw clicks into rows: time stamps, bot reasons, hashed visitors."""

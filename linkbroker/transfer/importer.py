@@ -31,6 +31,7 @@ from linkbroker.errors import InvalidImport, LinkbrokerError
 from linkbroker.store import LinkStore
 from linkbroker.transfer import rows, sources
 from linkbroker.transfer.quick import Prepared, prepare
+from linkbroker.turns import Turns
 
 # Rows a write transaction carries: tens of milliseconds of work, short enough that
 # a server flushing clicks beside the import hardly notices.
@@ -255,6 +256,7 @@ class _WriterThread:
 
         self.report, self.progress = report, progress
         self.chunks = ChunkWriter(store, dry_run=report.dry_run)
+        self.turns = Turns(store.settings.db_path)
         # A few chunks ahead at most: the checker waits rather than fill memory.
         self._queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=4)
         self._thread = threading.Thread(target=self._run, name="import-writer")
@@ -287,8 +289,11 @@ class _WriterThread:
                 self._write(*chunk)
                 if number % CHECKPOINT_EVERY == 0:
                     database.checkpoint(self.chunks.conn)
+                # A click flush waiting for the write lock goes before the next chunk.
+                self.turns.give_way()
             except BaseException as exc:  # raised again in the checking thread
                 self._failure = exc
+        self.turns.close()
 
     def _write(
         self, kind: str, staged: list[tuple[object, ...]], prepared: Prepared | None

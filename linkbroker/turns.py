@@ -1,0 +1,89 @@
+"""Turns at SQLite's write lock, so that a bulk writer lets waiting writers in.
+
+A writer that finds the database locked sleeps in SQLite's busy handler and tries
+again, at intervals that grow to 100 ms. A bulk writer (an import) that commits one
+chunk and begins the next at once leaves the lock free for a few microseconds, so
+such a writer could wait for the whole import. Writers that must not wait long, the
+click flush above all, hold a shared lock on a file beside the database while they
+wait and write. Between two chunks a bulk writer takes that file's exclusive lock,
+which it gets only once nobody is waiting, and lets it go at once: each waiting
+writer gets its turn within one chunk and one interval of its busy handler.
+
+Where the operating system has no `flock` (Windows), writers rely on the busy
+handler alone.
+"""
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class Turns:
+    """The turns file of one database, opened on first use."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + "-turns")
+        self._fd: int | None = None
+        self._unusable = sys.platform == "win32"
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Mark the block as a writer's wait and write, for bulk writers to let in."""
+        fd = self._file()
+        if fd is None:
+            yield
+            return
+        _lock(fd, shared=True)
+        try:
+            yield
+        finally:
+            _unlock(fd)
+
+    def give_way(self) -> None:
+        """Return once no writer is waiting; call it outside any transaction."""
+        fd = self._file()
+        if fd is not None:
+            _lock(fd, shared=False)
+            _unlock(fd)
+
+    def close(self) -> None:
+        """Close the turns file; the file itself stays for the next process."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _file(self) -> int | None:
+        if self._fd is None and not self._unusable:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                # A folder that takes the database's WAL takes this file too; should
+                # it not, writers are only slower to get their turn.
+                logger.warning(
+                    "cannot open %s (%s); writers take no turns", self.path, exc
+                )
+                self._unusable = True
+        return self._fd
+
+
+if sys.platform != "win32":
+    import fcntl
+
+    def _lock(fd: int, *, shared: bool) -> None:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+else:  # never called: the file is unusable there
+
+    def _lock(fd: int, *, shared: bool) -> None:
+        raise NotImplementedError
+
+    def _unlock(fd: int) -> None:
+        raise NotImplementedError

@@ -1,0 +1,110 @@
+"""Turns at the write lock: a click flush gets in between the chunks of an import."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from linkbroker.clickdb import ClickWriter, RawClick
+from linkbroker.settings import Settings
+from linkbroker.store import LinkStore
+from linkbroker.turns import Turns
+
+ROWS = 100_000  # five chunks of an import
+CHUNK = 20_000
+
+HOLDER = """
+import sys
+from pathlib import Path
+from linkbroker.turns import Turns
+with Turns(Path(sys.argv[1])).waiting():
+    print("waiting", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_bulk_writer_gives_way_while_another_process_waits(tmp_path: Path) -> None:
+    db = tmp_path / "links.db"
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline() == "waiting\n"
+        turns = Turns(db)
+        giving_way = threading.Thread(target=turns.give_way)
+        giving_way.start()
+        giving_way.join(timeout=0.3)
+        assert giving_way.is_alive(), "gave way while a writer was still waiting"
+
+        holder.stdin.write("done\n")
+        holder.stdin.flush()
+        giving_way.join(timeout=10)
+        assert not giving_way.is_alive()
+        turns.close()
+
+
+def test_an_import_waits_between_chunks_while_a_flush_waits(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with LinkStore(settings) as store:
+        store.create("https://example.com/clicked", "clicked")
+    source = tmp_path / "links.csv"
+    source.write_text(
+        "".join(f"s{i:x},https://site{i % 100}.example/{i}\n" for i in range(ROWS)),
+        "utf-8",
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "linkbroker", "import", str(source)],
+        env={**os.environ, **settings.environ()},
+        stdout=subprocess.DEVNULL,
+    ) as importing:
+        _wait_for_rows(settings.db_path, importing)
+        with Turns(settings.db_path).waiting():
+            # While a writer waits, the import stops at the end of its chunk...
+            with pytest.raises(subprocess.TimeoutExpired):
+                importing.wait(timeout=1.5)
+            paused_at = _count(settings.db_path)
+            # ...and a click flush takes the write lock there.
+            writer = ClickWriter(settings)
+            click: RawClick = ("clicked", time.time(), False, b"Mozilla", b"", b"", "")
+            assert writer.write([click]) == 1
+            writer.close()
+        assert importing.wait(timeout=120) == 0
+
+    assert (paused_at - 1) % CHUNK == 0
+    assert paused_at < ROWS + 1
+    assert _count(settings.db_path) == ROWS + 1
+    conn = sqlite3.connect(settings.db_path)
+    assert conn.execute(
+        "SELECT clicks FROM links WHERE slug = 'clicked'"
+    ).fetchone() == (1,)
+    conn.close()
+
+
+def _wait_for_rows(db: Path, importing: subprocess.Popen[bytes]) -> None:
+    """Wait until the import's first chunk is committed."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert importing.poll() is None, "the import ended before it was watched"
+        if db.exists() and _count(db) > 1:
+            return
+        time.sleep(0.005)
+    raise AssertionError("the import wrote no chunk within a minute")
+
+
+def _count(db: Path) -> int:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return int(conn.execute("SELECT count(*) FROM links").fetchone()[0])
+    except sqlite3.OperationalError:  # the table is not made yet
+        return 0
+    finally:
+        conn.close()
