@@ -71,7 +71,7 @@ class ClickWriter:
         batch never exists as rows all at once. On an error nothing is written.
         """
         conn = self._conn
-        with self._turns.waiting():
+        with self._turns.writing():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 counts = self._insert(iter(clicks))

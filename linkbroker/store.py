@@ -28,6 +28,7 @@ from linkbroker.model import (
 )
 from linkbroker.rows import COLUMNS, LIVE
 from linkbroker.settings import Settings
+from linkbroker.turns import Turns
 
 if TYPE_CHECKING:
     from linkbroker.cache import LinkCache
@@ -82,6 +83,11 @@ class LinkStore:
             autocheckpoint=self._autocheckpoint,
         )
 
+    @cached_property
+    def turns(self) -> Turns:
+        """The writers' turns at this database, for a process that writes often."""
+        return Turns(self.settings.db_path)
+
     def __enter__(self) -> "LinkStore":
         return self
 
@@ -94,7 +100,9 @@ class LinkStore:
         self.close()
 
     def close(self) -> None:
-        """Close the database and the cache, where they were opened."""
+        """Close the database, the cache and the turns, where they were opened."""
+        if "turns" in self.__dict__:
+            self.turns.close()
         if "cache" in self.__dict__:
             self.cache.close()
         if "conn" in self.__dict__:

@@ -8,6 +8,9 @@ until a turn of the event loop brings no new one, and then run together: one cac
 transaction takes every allowance, one SQLite transaction (a savepoint per write)
 stores them, and one cache transaction publishes them. Each write still gets its
 own answer, its own error included, and only after its commit.
+
+Server workers take turns at the write lock for each batch (turns.py), so that a
+worker that finds another one writing wakes as soon as it is done.
 """
 
 import asyncio
@@ -77,10 +80,11 @@ class WriteQueue(Generic[T]):
     def _run_batch(self) -> None:
         batch, self._waiting = self._waiting, []
         try:
-            allowed = self._charge(batch)
-            with self.store.batch():
-                for write in allowed:
-                    self._attempt(write)
+            with self.store.turns.writing():
+                allowed = self._charge(batch)
+                with self.store.batch():
+                    for write in allowed:
+                        self._attempt(write)
         except Exception as exc:  # storage failed: no write of the batch stands
             for write in batch:
                 write.error = write.error or exc

@@ -1,4 +1,5 @@
-"""Turns at the write lock: a click flush gets in between the chunks of an import."""
+"""Turns at the write lock: a click flush gets in between the chunks of an import,
+and writers that take turns write one at a time."""
 
 import os
 import sqlite3
@@ -6,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,33 +24,51 @@ HOLDER = """
 import sys
 from pathlib import Path
 from linkbroker.turns import Turns
-with Turns(Path(sys.argv[1])).waiting():
-    print("waiting", flush=True)
+with getattr(Turns(Path(sys.argv[1])), sys.argv[2])():
+    print("holding", flush=True)
     sys.stdin.readline()
 """
 
 
-def test_a_bulk_writer_gives_way_while_another_process_waits(tmp_path: Path) -> None:
-    db = tmp_path / "links.db"
+@pytest.mark.parametrize("held", ["waiting", "writing"])
+def test_a_bulk_writer_gives_way_while_another_process_waits(
+    tmp_path: Path, held: str
+) -> None:
+    turns = Turns(tmp_path / "links.db")
+    _while_held(tmp_path / "links.db", held, turns.give_way)
+    turns.close()
+
+
+def test_writers_that_take_turns_write_one_at_a_time(tmp_path: Path) -> None:
+    turns = Turns(tmp_path / "links.db")
+
+    def write() -> None:
+        with turns.writing():
+            pass
+
+    _while_held(tmp_path / "links.db", "writing", write)
+    turns.close()
+
+
+def _while_held(db: Path, held: str, call: Callable[[], None]) -> None:
+    """Check that `call` blocks while another process holds `held`, and not after."""
     with subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(db)],
+        [sys.executable, "-c", HOLDER, str(db), held],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     ) as holder:
         assert holder.stdout is not None and holder.stdin is not None
-        assert holder.stdout.readline() == "waiting\n"
-        turns = Turns(db)
-        giving_way = threading.Thread(target=turns.give_way)
-        giving_way.start()
-        giving_way.join(timeout=0.3)
-        assert giving_way.is_alive(), "gave way while a writer was still waiting"
+        assert holder.stdout.readline() == "holding\n"
+        calling = threading.Thread(target=call)
+        calling.start()
+        calling.join(timeout=0.3)
+        assert calling.is_alive(), f"went on while another process was {held}"
 
         holder.stdin.write("done\n")
         holder.stdin.flush()
-        giving_way.join(timeout=10)
-        assert not giving_way.is_alive()
-        turns.close()
+        calling.join(timeout=10)
+        assert not calling.is_alive()
 
 
 def test_an_import_waits_between_chunks_while_a_flush_waits(
