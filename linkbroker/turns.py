@@ -22,14 +22,14 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
 class Turns:
-    """The turns file of one database, opened on first use."""
+    """The turns files of one database, opened on first use."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = db_path.with_name(db_path.name + "-turns")
@@ -40,29 +40,12 @@ class Turns:
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Run the block as a writer that takes turns: waiting, then alone."""
-        with self.waiting():
-            fd = self._file(self.queue_path)
-            if fd is None:
-                yield
-                return
-            _lock(fd, shared=False)
-            try:
-                yield
-            finally:
-                _unlock(fd)
+        with self.waiting(), self._held(self.queue_path, shared=False):
+            yield
 
-    @contextmanager
-    def waiting(self) -> Iterator[None]:
+    def waiting(self) -> AbstractContextManager[None]:
         """Mark the block as a writer's wait and write, for bulk writers to let in."""
-        fd = self._file(self.path)
-        if fd is None:
-            yield
-            return
-        _lock(fd, shared=True)
-        try:
-            yield
-        finally:
-            _unlock(fd)
+        return self._held(self.path, shared=True)
 
     def give_way(self) -> None:
         """Return once no writer is waiting; call it outside any transaction."""
@@ -76,6 +59,18 @@ class Turns:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+    @contextmanager
+    def _held(self, path: Path, *, shared: bool) -> Iterator[None]:
+        fd = self._file(path)
+        if fd is None:
+            yield
+            return
+        _lock(fd, shared=shared)
+        try:
+            yield
+        finally:
+            _unlock(fd)
 
     def _file(self, path: Path) -> int | None:
         if path not in self._fds and not self._unusable:
