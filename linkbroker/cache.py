@@ -50,7 +50,7 @@ class LinkCache:
             self._cache = diskcache.Cache(
                 str(directory),
                 sqlite_mmap_size=0,
-                sqlite_cache_size=1024,
+                sqlite_cache_size=256,
                 sqlite_wal_autocheckpoint=1000 if autocheckpoint else 0,
                 # No culling on every write: entries expire, and tidy() removes
                 # them and holds the default size limit (1 GB) in the background.

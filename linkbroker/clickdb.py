@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
@@ -56,8 +56,6 @@ class ClickWriter:
         self.settings = settings
         self._conn = database.connect(settings.db_path, autocheckpoint=False)
         self._others = [_checkpoint_connection(path) for path in also_checkpoint]
-        # Clicks are appended, never read back here: a small page cache will do.
-        self._conn.execute("PRAGMA cache_size = -512")
         salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
         self._salt = str(salt.fetchone()[0]).encode()
         self._last_prune = 0.0
@@ -67,26 +65,29 @@ class ClickWriter:
     def write(self, clicks: Iterable[RawClick]) -> int:
         """Store raw clicks in one transaction; return how many were written.
 
-        The clicks are prepared and inserted a chunk at a time, so that a large
-        batch never exists as rows all at once. On an error nothing is written.
+        The clicks are prepared and inserted a chunk at a time, and summed into
+        the counters a few chunks at a time, so that a large batch never exists
+        as rows or sums all at once: over many links, the sums of a batch of
+        20,000 clicks took 10 MiB. On an error nothing is written.
         """
-        conn = self._conn
+        conn, pending, written = self._conn, iter(clicks), 0
         with self._turns.writing():
             conn.execute("BEGIN IMMEDIATE")
             try:
-                counts = self._insert(iter(clicks))
-                days, sources, links = _summarise(counts)
-                _execute_many(conn, _ADD_TO_DAYS, days)
-                _execute_many(conn, _ADD_TO_SOURCES, sources)
-                _execute_many(conn, _ADD_TO_LINKS, links)
+                while group := list(islice(pending, SUMMED_CLICKS)):
+                    counts = self._insert(group)
+                    days, sources, links = _summarise(counts)
+                    _execute_many(conn, _ADD_TO_DAYS, days)
+                    _execute_many(conn, _ADD_TO_SOURCES, sources)
+                    _execute_many(conn, _ADD_TO_LINKS, links)
+                    written += counts.total()
                 self._prune_if_due()
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        written = counts.total()
         self.written += written
-        logger.debug("flushed %d clicks for %d links", written, len(links))
+        logger.debug("flushed %d clicks", written)
         return written
 
     def _kept(self, slugs: set[str]) -> set[str]:
@@ -97,9 +98,11 @@ class ClickWriter:
         )
         return {slug for (slug,) in rows}
 
-    def _insert(self, clicks: Iterator[RawClick]) -> Counter[_Key]:
+    def _insert(self, clicks: list[RawClick]) -> Counter[_Key]:
+        """Insert `clicks` and return their sums for the counters."""
         counts: Counter[_Key] = Counter()
-        while chunk := list(islice(clicks, CHUNK)):
+        for start in range(0, len(clicks), CHUNK):
+            chunk = clicks[start : start + CHUNK]
             # A link purged while its clicks waited leaves no trace, and gives
             # none to a link made later under the same slug.
             kept = self._kept({click[0] for click in chunk})
@@ -196,8 +199,9 @@ _ADD_TO_LINKS = (
 
 
 Rows = Sequence[Sequence[object]]
-# Clicks prepared and inserted at a time.
+# Clicks prepared and inserted at a time, and summed into the counters at a time.
 CHUNK = 1024
+SUMMED_CLICKS = 4 * CHUNK
 
 
 def _execute_many(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:
@@ -242,7 +246,9 @@ def _stamp(second: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
 
 
-@lru_cache(maxsize=65536)
+# Bounded to what a few seconds of clicks repeat: every entry is a visitor's
+# address, and a larger memo grew the writer by 16 MiB under many visitors.
+@lru_cache(maxsize=4096)
 def _visitor(salt: bytes, day: str, address: str) -> str:
     # A daily salted hash: it counts distinct visitors in a day, cannot be turned
     # back into an address, and cannot follow anyone from one day to the next.
