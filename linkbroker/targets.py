@@ -26,10 +26,17 @@ def target(
     served = servable(destination)
     if served is None:
         return None
+    try:
+        expires = None if expires_at is None else epoch(expires_at)
+    except (TypeError, ValueError):
+        # Written by another tool: an end that cannot be read is not ignored, and
+        # the link is not served rather than served for ever.
+        logger.warning("not serving a link whose expiry %r is unreadable", expires_at)
+        return None
     return Target(
         served,
         status if status in REDIRECT_STATUSES else DEFAULT_STATUS,
-        None if expires_at is None else epoch(expires_at),
+        expires,
         max_clicks,
         None if fallback is None else servable(fallback),
         disabled_at is not None,

@@ -382,6 +382,60 @@ def test_link_lines_at_their_defaults_keep_every_check(
     assert stored == [("plain", 5, 302, None, 0), ("termed", 0, 302, 3, 0)]
 
 
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        pytest.param('"expires_at":"2024-02-30 10:00:00"', "not a time", id="30 Feb"),
+        pytest.param('"created_at":"2024-13-45 99:99:99"', "not a time", id="month 13"),
+        pytest.param('"created_at":1e300', "not a time", id="far future"),
+        pytest.param('"clicks":"\u00b2"', "not a whole number", id="superscript"),
+        pytest.param('"clicks":100000000000000000000000', "not a whole", id="huge"),
+        pytest.param('"max_clicks":0', "click limit 0", id="no clicks allowed"),
+    ],
+)
+def test_values_of_the_right_shape_but_no_meaning_are_bad_rows(
+    cli: Invoke, settings: Settings, tmp_path: Path, fields: str, reason: str
+) -> None:
+    source = tmp_path / "links.jsonl"
+    source.write_text(
+        '{"type":"linkbroker-export","version":1}\n'
+        f'{{"type":"link","slug":"odd","destination_url":"https://example.com/",'
+        f"{fields}}}\n"
+        '{"type":"link","slug":"fine","destination_url":"https://example.com/f"}\n',
+        "utf-8",
+    )
+
+    result = cli("import", str(source))
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("line 2: slug 'odd': ")
+    assert reason in result.stderr
+    assert _rows(settings, "SELECT slug FROM links") == [("fine",)]
+
+
+def test_a_d1_time_out_of_range_is_a_bad_row(
+    cli: Invoke, settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "dump.sql"
+    source.write_text(
+        "CREATE TABLE links (slug TEXT PRIMARY KEY, destination_url TEXT, "
+        "created_at INTEGER, clicks INTEGER);\n"
+        "INSERT INTO \"links\" VALUES('odd','https://example.com/',"
+        "99999999999999999999,0);\n"
+        "INSERT INTO \"links\" VALUES('fine','https://example.com/f',"
+        "1700000000,2);\n",
+        "utf-8",
+    )
+
+    result = cli("import", str(source))
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("line 2: slug 'odd': created_at")
+    assert _rows(settings, "SELECT slug, clicks FROM links") == [("fine", 2)]
+
+
 def test_an_unreadable_file_is_one_clear_error(cli: Invoke, tmp_path: Path) -> None:
     missing = cli("import", str(tmp_path / "nope.csv"))
     assert missing.exit_code == 1

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Invoke
 
 from linkbroker.server import App
 from linkbroker.settings import Settings
@@ -386,3 +387,20 @@ async def test_clicks_waiting_for_a_purged_link_leave_no_trace(
     assert sum(day["human"] for day in report["daily"]) == 0
     assert report["top_referrers"] == []
     assert _rows(settings, "SELECT count(*) FROM clicks") == [(0,)]
+
+
+async def test_an_expiry_another_tool_wrote_unreadably_is_not_served(
+    settings: Settings, client: httpx.AsyncClient, cli: Invoke
+) -> None:
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute(
+        "INSERT INTO links (slug, destination_url, expires_at) "
+        "VALUES ('odd', 'https://example.com/', '2024-02-30 10:00:00')"
+    )
+    conn.commit()
+    conn.close()
+
+    assert (await client.get("/odd")).status_code == 404
+    result = cli("disable", "odd")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output

@@ -64,6 +64,10 @@ REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
 _STORED_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _CLICK_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?")
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")
+# ASCII digits only: str.isdigit takes '²', which int() refuses. Up to the largest
+# whole number SQLite stores.
+_COUNT = re.compile(r"\s*[0-9]{1,19}\s*")
+_MOST = 2**63 - 1
 # Numbers this large are taken as milliseconds since 1970, as JavaScript writes them.
 _MILLISECONDS_FROM = 10**11
 
@@ -76,23 +80,30 @@ def check_time(name: str, value: object) -> str | None:
     """
     if value is None or value == "":
         return None
-    if isinstance(value, str) and _STORED_TIME.fullmatch(value):
+    if isinstance(value, str) and _STORED_TIME.fullmatch(value) and _real(value):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if value >= _MILLISECONDS_FROM else value
-        return _stored(datetime.fromtimestamp(seconds, UTC))
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            return _stored(moment)
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = value / 1000 if value >= _MILLISECONDS_FROM else value
+            return _stored(datetime.fromtimestamp(seconds, UTC))
+        if isinstance(value, str):
+            return _stored(datetime.fromisoformat(value.strip()))
+    except (ValueError, OverflowError, OSError):
+        pass  # a day that no calendar has, or a number of seconds out of range
     raise InvalidImport(
         f"{name} {value!r} is not a time; write it as YYYY-MM-DD HH:MM:SS (UTC) "
-        "or in ISO 8601.",
+        "or in ISO 8601, from year 1 to 9999.",
         value,
     )
+
+
+def _real(stored: str) -> bool:
+    """Whether a time of the stored shape names a moment: no 30 February."""
+    try:
+        datetime.fromisoformat(stored)
+    except ValueError:
+        return False
+    return True
 
 
 def _stored(moment: datetime) -> str:
@@ -105,11 +116,13 @@ def check_count(name: str, value: object, default: int | None = 0) -> int | None
     """Return a whole number of zero or more; `default` for an empty value."""
     if value is None or value == "":
         return default
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, str) and _COUNT.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MOST:
         return value
-    raise InvalidImport(f"{name} {value!r} is not a whole number of 0 or more.", value)
+    raise InvalidImport(
+        f"{name} {value!r} is not a whole number from 0 to {_MOST:,}.", value
+    )
 
 
 def check_status(value: object) -> int:
@@ -135,7 +148,7 @@ def check_text(name: str, value: object, *, required: bool = False) -> str | Non
 
 def check_click_time(value: object) -> str:
     """Return a click's time, 'YYYY-MM-DD HH:MM:SS' with optional milliseconds."""
-    if isinstance(value, str) and _CLICK_TIME.fullmatch(value):
+    if isinstance(value, str) and _CLICK_TIME.fullmatch(value) and _real(value):
         return value
     raise InvalidImport(
         f"clicked_at {value!r} is not a time as YYYY-MM-DD HH:MM:SS.mmm.", value
@@ -144,6 +157,6 @@ def check_click_time(value: object) -> str:
 
 def check_day(value: object) -> str:
     """Return a day as 'YYYY-MM-DD'."""
-    if isinstance(value, str) and _DAY.fullmatch(value):
+    if isinstance(value, str) and _DAY.fullmatch(value) and _real(value):
         return value
     raise InvalidImport(f"day {value!r} is not a day as YYYY-MM-DD.", value)

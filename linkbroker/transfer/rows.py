@@ -7,7 +7,7 @@ is wrong with which value.
 
 from collections.abc import Mapping
 
-from linkbroker import slugs
+from linkbroker import lifecycle, slugs
 from linkbroker.destinations import Policy, normalize
 from linkbroker.errors import InvalidImport
 from linkbroker.transfer.fields import (
@@ -58,7 +58,9 @@ def link_row(values: Values, policy: Policy, now: str) -> Row:
         check_count("bot_clicks", values.get("bot_clicks")),
         check_status(values.get("redirect_status")),
         check_time("expires_at", values.get("expires_at")),
-        check_count("max_clicks", values.get("max_clicks"), None),
+        lifecycle.check_max_clicks(
+            check_count("max_clicks", values.get("max_clicks"), None)
+        ),
         check_count("limit_used", values.get("limit_used")),
         None if fallback is None else policy.check(fallback),
         check_time("disabled_at", values.get("disabled_at")),
