@@ -80,6 +80,14 @@ def test_a_backup_under_load_holds_every_click_flushed_before_it(
     assert _query(copy, "PRAGMA journal_mode") == [("delete",)]
     assert not copy.with_name(copy.name + "-wal").exists()
 
+    # Restored, the database holds exactly the copy: every click flushed before
+    # the backup began, and the link's counter in step with its raw clicks.
+    result = cli("restore", str(copy), "--yes")
+    assert result.exit_code == 0, result.output
+    restored = {row[0] for row in _query(settings.db_path, "SELECT id FROM clicks")}
+    assert restored == copied
+    assert store.get("busy").clicks == len(copied)
+
 
 def test_a_backup_restores_into_a_fresh_installation(
     store: LinkStore, cli: Invoke, tmp_path: Path
@@ -135,6 +143,13 @@ def test_restore_asks_first_and_keeps_the_replaced_database(
     slugs = {row[0] for row in _query(kept[0], "SELECT slug FROM links")}
     assert slugs == {"old", "new"}
     assert not list(settings.db_path.parent.glob(".restore-*"))
+
+    # Another restore, within the same second or not, keeps a copy of its own.
+    assert cli("restore", str(copy), "--yes").exit_code == 0
+    again = set(settings.db_path.parent.glob("links.db.before-restore-*"))
+    assert len(again) == 2 and kept[0] in again
+    slugs = {row[0] for row in _query(kept[0], "SELECT slug FROM links")}
+    assert slugs == {"old", "new"}
 
 
 def _damage(path: Path) -> None:

@@ -126,6 +126,19 @@ def test_csv_export_refuses_clicks_clearly(cli: Invoke) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("where", ["no-such-folder/links.jsonl", "."])
+def test_an_export_to_a_place_it_cannot_write_is_one_clear_error(
+    cli: Invoke, tmp_path: Path, where: str
+) -> None:
+    target = tmp_path / where
+    result = cli("export", "--output", str(target))
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: Cannot write the export to '{target}'")
+    assert list(tmp_path.glob("**/*.partial")) == []
+
+
 @pytest.mark.parametrize(
     ("fixture", "fmt", "expected"),
     [

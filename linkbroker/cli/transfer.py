@@ -10,6 +10,7 @@ import typer
 from linkbroker.cli.app import app, options
 from linkbroker.cli.output import console
 from linkbroker.cli.progress import Report, progress_bar
+from linkbroker.errors import StorageError
 
 if TYPE_CHECKING:
     from linkbroker.store import LinkStore
@@ -64,6 +65,12 @@ def export(
             with partial.open("w", encoding="utf-8", newline="") as out:
                 counts = _export(store, out, fmt, clicks, to_stdout=False)
             partial.replace(output)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot write the export to {str(output)!r} ({exc.strerror}); "
+                "name a file in a folder that exists and is writable.",
+                output,
+            ) from exc
         finally:
             partial.unlink(missing_ok=True)
     typer.echo(f"Exported {counts.links:,} links to {output}.", err=True)

@@ -152,13 +152,13 @@ def restore(store: LinkStore, staging: Path) -> Path:
     The old content is kept beside the database, and its path returned.
     """
     live = store.settings.db_path
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    kept = live.with_name(f"{live.name}.before-restore-{stamp}")
     conn = store.conn
     conn.execute("ATTACH DATABASE ? AS restored", (str(staging),))
     try:
         conn.execute("BEGIN IMMEDIATE")  # no click flush commits from here on
         try:
+            # Named under the write lock, so that no other restore takes the name.
+            kept = _unused_name(live)
             _keep_live_copy(live, kept)
             _replace_tables(conn)
             conn.execute("COMMIT")
@@ -169,6 +169,17 @@ def restore(store: LinkStore, staging: Path) -> Path:
     finally:
         conn.execute("DETACH DATABASE restored")
     _clear_cache(store)
+    return kept
+
+
+def _unused_name(live: Path) -> Path:
+    """Return a name beside the database for its copy, unique to the second."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    first = kept = live.with_name(f"{live.name}.before-restore-{stamp}")
+    number = 1
+    while kept.exists():
+        number += 1
+        kept = first.with_name(f"{first.name}-{number}")
     return kept
 
 
