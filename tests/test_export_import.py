@@ -504,3 +504,57 @@ def test_formats_are_recognised_by_name_and_header(
     name: str, first_line: str, fmt: str
 ) -> None:
     assert sources.detect(Path(name), first_line) == fmt
+
+
+def _import_with_stderr_on_a_terminal(
+    settings: Settings, source: Path
+) -> tuple[int, str, str]:
+    """Run `linkbroker import` with stderr on a pseudo-terminal, stdout piped."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "linkbroker", "import", str(source)],
+        env={**os.environ, **settings.environ(), "COLUMNS": "100"},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    ) as running:
+        os.close(follower)
+        drawn = bytearray()
+        while True:  # read until the child closes its side of the terminal
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: no process holds the terminal any more
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        os.close(leader)
+        assert running.stdout is not None
+        printed = running.stdout.read()
+    return running.returncode, printed, drawn.decode("utf-8", "replace")
+
+
+def test_a_long_import_draws_a_bar_on_a_terminal_and_none_when_piped(
+    cli: Invoke, settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "links.csv"
+    source.write_text(
+        "".join(f"p{i},https://example.com/{i}\n" for i in range(60_000)), "utf-8"
+    )
+
+    status, printed, drawn = _import_with_stderr_on_a_terminal(settings, source)
+
+    assert status == 0
+    assert "Writing" in drawn or "Reading and checking" in drawn
+    assert "━" in drawn  # the bar itself
+    assert "read" in printed  # the summary, on stdout as ever
+
+    # Piped, as in the test runner: the same import again draws nothing.
+    piped = cli("import", str(source))
+    assert piped.exit_code == 0
+    assert piped.stderr == ""

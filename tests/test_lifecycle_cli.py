@@ -146,8 +146,9 @@ def test_qr_in_the_terminal_and_in_files(cli: Invoke, tmp_path: Path) -> None:
     assert wrong.exit_code == 2
     assert "neither .png nor .svg" in wrong.output
     nowhere = cli("qr", "q", "--output", str(tmp_path / "no" / "such" / "q.png"))
-    assert nowhere.exit_code == 2
-    assert "Cannot write" in nowhere.output
+    assert nowhere.exit_code == 1
+    assert nowhere.stderr.startswith("Error: Cannot write")
+    assert len(nowhere.stderr.splitlines()) == 1
     assert cli("qr", "nope").exit_code == 1
 
 

@@ -1,16 +1,22 @@
-"""Click limits and expiry on a real server with several workers."""
+"""Click limits, expiry and refused reverts on a real server."""
 
 import datetime as dt
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 from live import BROWSER, CONSISTENCY_BOUND, fetch, live_server
 
 from linkbroker.model import TIME_FORMAT, Edit, Terms
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
+from linkbroker.tokens import TokenStore
 
 
 def _one(settings: Settings, sql: str) -> Any:
@@ -85,3 +91,49 @@ def test_a_link_expiring_while_the_server_runs(settings: Settings) -> None:
     assert all(status == 410 for started, _, status in seen if started >= at)
     redirects = sum(status == 302 for *_, status in seen) + 1
     assert _one(settings, "SELECT clicks FROM links")[0] == redirects
+
+
+def test_a_revert_the_blocklist_now_refuses_changes_nothing_served(
+    tmp_path: Path,
+) -> None:
+    blocklist = tmp_path / "blocked.txt"
+    blocklist.write_text("")
+    settings = Settings.load(
+        db_path=tmp_path / "links.db",
+        cache_dir=tmp_path / "cache",
+        environ={"LINKBROKER_BLOCKLIST": str(blocklist)},
+    )
+    with LinkStore(settings) as store:
+        store.create("https://spam.example/offer", "r")
+        store.edit("r", Edit(destination="https://example.com/safe"))
+    tokens = TokenStore(settings.db_path)
+    token = tokens.create("ops")
+    tokens.close()
+    blocklist.write_text("spam.example\n")
+
+    with live_server(settings) as server:
+        by_cli = subprocess.run(
+            [sys.executable, "-m", "linkbroker", "revert", "r"],
+            check=False,
+            env={**os.environ, **settings.environ()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        by_api = httpx.post(
+            f"{server.url}/api/links/r/revert",
+            headers={"authorization": f"Bearer {token}"},
+        )
+        served = httpx.get(f"{server.url}/r", headers=BROWSER)
+        assert server.stop() == 0
+
+    assert by_cli.returncode == 1
+    assert by_cli.stderr.startswith("Error: ") and "spam.example" in by_cli.stderr
+    assert "Traceback" not in by_cli.stderr
+    assert by_api.status_code == 422
+    assert by_api.json()["error"]["field"] == "destination"
+    assert "spam.example" in by_api.json()["error"]["message"]
+    assert served.status_code == 302
+    assert served.headers["location"] == "https://example.com/safe"
+    with LinkStore(settings) as store:
+        assert all(change.reverted_at is None for change in store.history("r"))

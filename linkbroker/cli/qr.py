@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from linkbroker.cli.app import app, options
+from linkbroker.errors import StorageError
 
 
 @app.command()
@@ -47,10 +48,10 @@ def qr(
     try:
         output.write_bytes(qrcodes.image(short_url, kind, scale))
     except OSError as exc:
-        raise typer.BadParameter(
+        raise StorageError(
             f"Cannot write {str(output)!r} ({exc.strerror}); check the folder exists "
             "and is writable.",
-            param_hint="--output",
+            output,
         ) from None
     typer.echo(f"Wrote a QR code of {short_url} to {output}.")
 
