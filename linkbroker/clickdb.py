@@ -247,7 +247,7 @@ def _stamp(second: int) -> str:
 
 
 # Bounded to what a few seconds of clicks repeat: every entry is a visitor's
-# address, and a larger memo grew the writer by 16 MiB under many visitors.
+# address, and a memo of 65,536 grew the writer by 11 MiB under many visitors.
 @lru_cache(maxsize=4096)
 def _visitor(salt: bytes, day: str, address: str) -> str:
     # A daily salted hash: it counts distinct visitors in a day, cannot be turned
