@@ -29,7 +29,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
-READY = re.compile(r"running on http://127\.0\.0\.1:(\d+)")
+# uvicorn says where it runs; linkbroker with several workers says it once, itself.
+READY = re.compile(r"(?:running on|serving) http://127\.0\.0\.1:(\d+)")
 
 # Spreads requests over slugs b1..bN, from as many visitors behind a proxy when
 # BENCH_VISITORS is set, and writes wrk's own figures as JSON.

@@ -65,32 +65,52 @@ class ClickWriter:
     def write(self, clicks: Iterable[RawClick]) -> int:
         """Store raw clicks in one transaction; return how many were written.
 
-        The clicks are prepared and inserted a chunk at a time, and summed into
-        the counters a few chunks at a time, so that a large batch never exists
-        as rows or sums all at once: over many links, the sums of a batch of
-        20,000 clicks took 10 MiB. On an error nothing is written.
+        The clicks are prepared and inserted a chunk at a time, so that a large
+        batch never exists as rows all at once, and their sums go to the counters
+        whenever they cover SUMMED_KEYS links and days: over a million links, the
+        sums of a batch of 20,000 clicks took 10 MiB, where over a thousand links
+        a batch sums to a thousand rows. On an error nothing is written.
         """
         conn, pending, written = self._conn, iter(clicks), 0
+        # Within the transaction no link can be purged: each slug is looked up once.
+        kept: dict[str, bool] = {}
+        counts: Counter[_Key] = Counter()
         with self._turns.writing():
             conn.execute("BEGIN IMMEDIATE")
             try:
-                while group := list(islice(pending, SUMMED_CLICKS)):
-                    counts = self._insert(group)
-                    days, sources, links = _summarise(counts)
-                    _execute_many(conn, _ADD_TO_DAYS, days)
-                    _execute_many(conn, _ADD_TO_SOURCES, sources)
-                    _execute_many(conn, _ADD_TO_LINKS, links)
-                    written += counts.total()
+                while chunk := list(islice(pending, CHUNK)):
+                    self._insert(chunk, kept, counts)
+                    if len(counts) >= SUMMED_KEYS:
+                        written += self._add_up(counts)
+                written += self._add_up(counts)
                 self._prune_if_due()
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         self.written += written
-        logger.debug("flushed %d clicks", written)
+        logger.debug("flushed %d clicks for %d links", written, len(kept))
         return written
 
-    def _kept(self, slugs: set[str]) -> set[str]:
+    def _insert(
+        self, chunk: list[RawClick], kept: dict[str, bool], counts: Counter[_Key]
+    ) -> None:
+        """Insert a chunk of clicks and add them to `counts`."""
+        # A link purged while its clicks waited leaves no trace, and gives none to
+        # a link made later under the same slug.
+        unknown = {click[0] for click in chunk if click[0] not in kept}
+        if unknown:
+            found = self._existing(unknown)
+            kept.update((slug, slug in found) for slug in unknown)
+        rows = self.prepare([click for click in chunk if kept[click[0]]])
+        _execute_many(self._conn, _INSERT_CLICKS, rows)
+        # The sums need only these few fields; the rows themselves can go.
+        counts.update(
+            (slug, at[:10], is_bot, reason if is_bot else referrer)
+            for slug, at, referrer, _, is_bot, reason, _ in rows
+        )
+
+    def _existing(self, slugs: set[str]) -> set[str]:
         """Return which of `slugs` still have a row in links; tombstones count."""
         marks = ", ".join("?" * len(slugs))
         rows = self._conn.execute(
@@ -98,22 +118,15 @@ class ClickWriter:
         )
         return {slug for (slug,) in rows}
 
-    def _insert(self, clicks: list[RawClick]) -> Counter[_Key]:
-        """Insert `clicks` and return their sums for the counters."""
-        counts: Counter[_Key] = Counter()
-        for start in range(0, len(clicks), CHUNK):
-            chunk = clicks[start : start + CHUNK]
-            # A link purged while its clicks waited leaves no trace, and gives
-            # none to a link made later under the same slug.
-            kept = self._kept({click[0] for click in chunk})
-            rows = self.prepare([click for click in chunk if click[0] in kept])
-            _execute_many(self._conn, _INSERT_CLICKS, rows)
-            # The sums need only these few fields; the rows themselves can go.
-            counts.update(
-                (slug, at[:10], is_bot, reason if is_bot else referrer)
-                for slug, at, referrer, _, is_bot, reason, _ in rows
-            )
-        return counts
+    def _add_up(self, counts: Counter[_Key]) -> int:
+        """Add `counts` to the counters, empty it, and return how many clicks."""
+        days, sources, links = _summarise(counts)
+        _execute_many(self._conn, _ADD_TO_DAYS, days)
+        _execute_many(self._conn, _ADD_TO_SOURCES, sources)
+        _execute_many(self._conn, _ADD_TO_LINKS, links)
+        total = counts.total()
+        counts.clear()
+        return total
 
     def checkpoint(self) -> None:
         """Copy the WAL files back into their databases.
@@ -199,9 +212,10 @@ _ADD_TO_LINKS = (
 
 
 Rows = Sequence[Sequence[object]]
-# Clicks prepared and inserted at a time, and summed into the counters at a time.
+# Clicks prepared and inserted at a time.
 CHUNK = 1024
-SUMMED_CLICKS = 4 * CHUNK
+# Sums of this many links and days go to the counters before more are summed.
+SUMMED_KEYS = 4096
 
 
 def _execute_many(conn: sqlite3.Connection, sql: str, rows: Rows) -> None:

@@ -16,6 +16,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
+from linkbroker import workers
 from linkbroker.errors import LinkbrokerError
 from linkbroker.settings import Settings
 
@@ -70,14 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return 1
 
+    balanced = args.workers > 1 and workers.available()
     try:
-        sock = config.bind_socket()
-    except SystemExit:
-        # uvicorn has logged the system's reason (address in use, permission denied).
+        if balanced:
+            sock = workers.port_holder(args.host, args.port)
+        else:
+            sock = config.bind_socket()
+    except (OSError, SystemExit) as exc:
+        # uvicorn has logged the system's reason; an OSError carries its own.
+        reason = f" ({exc.strerror})" if isinstance(exc, OSError) else ""
         logger.error(
-            "cannot listen on %s:%d; stop what uses it or choose another --port",
-            args.host,
-            args.port,
+            "cannot listen on %s:%d%s; stop what uses it or choose another --port",
+            *(args.host, args.port, reason),
         )
         return 1
     host, port = sock.getsockname()[:2]
@@ -88,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     _stop_quietly_on_signals()
-    if args.workers > 1:
+    if balanced:
+        if not workers.Workers(config, args.workers, sock).run():
+            return 1
+    elif args.workers > 1:
         Multiprocess(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])

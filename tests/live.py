@@ -74,6 +74,16 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def server_workers(server: int) -> list[int]:
+    """Return a server's worker processes: not its click writers nor helpers."""
+    return [
+        pid
+        for pid in _children(server)
+        if "linkbroker.clickwriter" not in _cmdline(pid)
+        and "resource_tracker" not in _cmdline(pid)
+    ]
+
+
 def click_writers(server: int) -> list[int]:
     """Return the click writer processes under a server's process."""
     workers = [server, *_children(server)]

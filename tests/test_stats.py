@@ -6,7 +6,8 @@ import json
 import pytest
 from conftest import Invoke
 
-from linkbroker.clickdb import CHUNK, SUMMED_CLICKS, ClickWriter, RawClick
+from linkbroker import clickdb
+from linkbroker.clickdb import CHUNK, ClickWriter, RawClick
 from linkbroker.settings import Settings
 from linkbroker.stats import link_report
 from linkbroker.store import LinkStore
@@ -107,40 +108,34 @@ def test_retention_prunes_raw_rows_and_keeps_counters(settings: Settings) -> Non
     assert days == 2
 
 
-def test_a_batch_larger_than_one_sum_adds_up_in_every_counter(
-    settings: Settings,
+def test_a_batch_summed_in_parts_adds_up_in_every_counter(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with LinkStore(settings) as store:
         for slug in "abc":
             store.create(f"https://example.com/{slug}", slug)
-    # The first chunks are all for a slug that has no link: the sums of those
-    # are empty, and the rest of the batch must still be written.
-    clicks = [_click("gone", 0) for _ in range(SUMMED_CLICKS + CHUNK)]
-    clicks += [_click("abc"[i % 3], i % 2) for i in range(2 * SUMMED_CLICKS + 7)]
+    # Sums go to the counters after every chunk here, as over a million links.
+    monkeypatch.setattr(clickdb, "SUMMED_KEYS", 2)
+    # The first chunks are all for a slug that has no link; the rest of the batch
+    # must still be written.
+    clicks = [_click("gone", 0) for _ in range(2 * CHUNK)]
+    many = 3 * CHUNK + 7
+    clicks += [_click("abc"[i % 3], i % 2) for i in range(many)]
     clicks += [_click("a", 0, agent=b"curl/8.5.0") for _ in range(5)]
     writer = ClickWriter(settings)
-    assert writer.write(clicks) == 2 * SUMMED_CLICKS + 7 + 5
+    assert writer.write(clicks) == many + 5
     writer.close()
 
-    human = {
-        slug: sum(1 for i in range(2 * SUMMED_CLICKS + 7) if "abc"[i % 3] == slug)
-        for slug in "abc"
-    }
+    human = {slug: sum("abc"[i % 3] == slug for i in range(many)) for slug in "abc"}
     with LinkStore(settings) as store:
         for slug in "abc":
             assert store.get(slug).clicks == human[slug]
         conn = store.conn
-        assert (
-            conn.execute("SELECT count(*) FROM clicks").fetchone()[0]
-            == sum(human.values()) + 5
-        )
+        stored = conn.execute("SELECT count(*) FROM clicks").fetchone()[0]
+        assert stored == many + 5
         daily = conn.execute(
             "SELECT sum(human), sum(bot) FROM daily_clicks WHERE slug = 'a'"
         ).fetchone()
         assert daily == (human["a"], 5)
-        assert (
-            conn.execute("SELECT count(*) FROM clicks WHERE slug = 'gone'").fetchone()[
-                0
-            ]
-            == 0
-        )
+        gone = conn.execute("SELECT count(*) FROM clicks WHERE slug = 'gone'")
+        assert gone.fetchone()[0] == 0
