@@ -13,8 +13,8 @@ says it has handed everything over. Replies name the last frame a commit covered
 so that a worker knows which frames it may forget and which it must send again to
 a new writer if this one dies.
 
-The writer ignores SIGINT and SIGTERM: a terminal or a service manager sends them
-to the whole process group, and the writer must outlive its worker's last
+The writer ignores SIGINT, SIGTERM and SIGHUP: a terminal or a service manager
+sends them to the whole process group, and the writer must outlive its worker's last
 hand-over. It stops at end of input, which also comes when the worker dies.
 """
 
@@ -147,8 +147,8 @@ def _send(stdout: BinaryIO, line: bytes) -> None:
 
 def main(argv: list[str]) -> int:
     """Open the database, say ready, and write clicks until end of input."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     os.nice(NICENESS)
     _log_to_stderr()
     try:

@@ -8,6 +8,7 @@ neither Typer nor rich. The settings arrive as LINKBROKER_* variables.
 import argparse
 import copy
 import logging
+import os
 import signal
 import sys
 from types import FrameType
@@ -62,7 +63,11 @@ def uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGTERM or SIGINT, then flush every click and exit 0."""
+    """Serve until SIGTERM or SIGINT, then flush every click and return 0.
+
+    Returns 1, having served nothing, when the settings, the port or the workers'
+    start-up fail.
+    """
     args = parse_args(sys.argv[1:] if argv is None else argv)
     config = uvicorn_config(args)
     try:
@@ -74,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     balanced = args.workers > 1 and workers.available()
     try:
         if balanced:
-            sock = workers.port_holder(args.host, args.port)
+            sockets = workers.listening_sockets(args.host, args.port, args.workers)
         else:
-            sock = config.bind_socket()
+            sockets = [config.bind_socket()]
     except (OSError, SystemExit) as exc:
         # uvicorn has logged the system's reason; an OSError carries its own.
         reason = f" ({exc.strerror})" if isinstance(exc, OSError) else ""
@@ -85,26 +90,27 @@ def main(argv: list[str] | None = None) -> int:
             *(args.host, args.port, reason),
         )
         return 1
-    host, port = sock.getsockname()[:2]
+    host, port = sockets[0].getsockname()[:2]
     logger.info(
         "serving http://%s:%d with %d worker%s; database %s, cache %s",
         *(host, port, args.workers, "s" * (args.workers != 1)),
         *(settings.db_path, settings.cache_dir),
     )
 
-    _stop_quietly_on_signals()
     if balanced:
-        if not workers.Workers(config, args.workers, sock).run():
+        if not workers.Workers(config, sockets).run():
             return 1
-    elif args.workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
     else:
-        uvicorn.Server(config).run(sockets=[sock])
+        _stop_gracefully_on_signals()
+        if args.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            uvicorn.Server(config).run(sockets=sockets)
     logger.info("stopped")
     return 0
 
 
-def _stop_quietly_on_signals() -> None:
+def _stop_gracefully_on_signals() -> None:
     # After its graceful shutdown uvicorn raises the signal it caught again, so that
     # the default handler would end the process by that signal. With these handlers
     # in place the re-raised signal is a no-op and `serve` exits with status 0.
@@ -113,6 +119,13 @@ def _stop_quietly_on_signals() -> None:
 
     signal.signal(signal.SIGTERM, ignore)
     signal.signal(signal.SIGINT, ignore)
+
+    # uvicorn stops gracefully on SIGTERM and SIGINT only; a hangup, from a closed
+    # terminal, would end the process with its clicks unwritten.
+    def hang_up(sig: int, frame: FrameType | None) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGHUP, hang_up)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,28 @@
-"""Several server workers, each listening on a socket of its own on one port.
+"""Several server workers, each accepting from a listening socket of its own.
 
 uvicorn's own supervisor hands every worker the same listening socket, and each
-worker accepts what it can: connections that arrive together, such as a reverse
-proxy's or a load generator's pool of kept-alive connections, mostly end up in
-one worker while the other waits (31 of 32 was common, all 32 not rare). Here
-each worker opens its own socket on the port with SO_REUSEPORT, and the kernel
-spreads new connections over them evenly.
+worker accepts what it can: kept-alive connections opened together, such as a
+reverse proxy's pool or a load generator's, were split between two workers by
+chance, often all but one to the same worker. Here the supervisor opens one socket
+a worker on the port with SO_REUSEPORT, and the kernel spreads new connections
+over them evenly.
 
-The supervisor holds the port with a socket that is bound but never listens, so
-that the kernel hands it no connection, and so that a worker that dies can be
-replaced on the same port. SIGTERM or SIGINT stop every worker gracefully.
+The supervisor keeps the sockets open, so that a worker that dies is replaced on
+its socket, and the connections queued there meanwhile wait for the replacement.
+SIGTERM, SIGINT and SIGHUP stop every worker gracefully; a worker whose supervisor
+is gone stops by itself.
 """
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
 import threading
+import time
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -26,10 +31,16 @@ from uvicorn.config import STARTUP_FAILURE
 
 logger = logging.getLogger(__name__)
 
-# Where each worker's socket queues connections not yet accepted, as uvicorn's.
+# Where each socket queues connections not yet accepted, as uvicorn's.
 BACKLOG = 2048
-# How often the supervisor looks for a worker that died.
+# How often the supervisor looks for a signal; a worker's death wakes it at once.
 WATCH_INTERVAL = 0.5
+# Seconds before starting again a worker that died, by how many died in a row soon
+# after their start: a worker that keeps failing is not restarted in a busy loop.
+RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
+# A worker that served this long before dying is not counted as failing to start.
+SETTLED_AFTER = 30.0
+_STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def available() -> bool:
@@ -39,102 +50,166 @@ def available() -> bool:
     return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
-def port_holder(host: str, port: int) -> socket.socket:
-    """Bind the port for the workers to share, without listening; raises OSError.
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """Open `count` listening sockets sharing one port; raises OSError.
 
     A port that anything else holds is refused, another linkbroker's workers
-    included, although their sockets would let one more share it.
+    included, although their sockets would let these share it.
     """
+    # Alone first: SO_REUSEPORT would let these join another server's sockets.
+    # SO_REUSEADDR still refuses a listening socket, and lets a restart reuse a
+    # port that the connections of a stopped server linger on.
     with socket.socket(_family(host), socket.SOCK_STREAM) as alone:
         alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         alone.bind((host, port))  # the port 0 asks for becomes a real one here
         port = alone.getsockname()[1]
-    holder = _shared_port_socket(host)
+    opened: list[socket.socket] = []
     try:
-        holder.bind((host, port))
+        for _ in range(count):
+            sock = socket.socket(_family(host), socket.SOCK_STREAM)
+            opened.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(BACKLOG)
     except OSError:
-        holder.close()
+        for sock in opened:
+            sock.close()
         raise
-    return holder
+    return opened
+
+
+class _Worker:
+    """One worker process on its socket, and what its supervisor knows of it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.process: BaseProcess | None = None
+        self.starts = 0
+        self.started_at = 0.0
+        self.failures = 0  # deaths in a row soon after a start
+        self.due: float | None = None  # when to start it again, once it has died
 
 
 class Workers:
-    """Runs `count` workers on the holder's port until a signal stops them."""
+    """Runs a worker on each socket until a signal stops them."""
 
-    def __init__(
-        self, config: uvicorn.Config, count: int, holder: socket.socket
-    ) -> None:
-        self.config, self.count = config, count
-        self.host, self.port = holder.getsockname()[:2]
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        self.config = config
         self._context = multiprocessing.get_context("spawn")
-        self._processes: list[BaseProcess] = []
-        self._stopping = threading.Event()
+        self._workers = [_Worker(sock) for sock in sockets]
+        self._signals: list[int] = []
+        # The supervisor holds the sending end open and never sends: a worker
+        # reading the other end learns that the supervisor is gone, however it
+        # ended, when the read fails.
+        self._watched_end, self._held_end = self._context.Pipe(duplex=False)
 
     def run(self) -> bool:
-        """Serve until SIGTERM or SIGINT; return False if a worker could not start."""
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        self._processes = [self._start() for _ in range(self.count)]
-        started = True
-        while not self._stopping.wait(WATCH_INTERVAL):
-            started = self._replace_the_dead()
-            if not started:
-                break
+        """Serve until a stopping signal; return False if the workers cannot start."""
+        for sig in _STOPPING_SIGNALS:
+            signal.signal(sig, self._note_signal)
+        try:
+            for worker in self._workers:
+                self._start(worker)
+            while not self._signals:
+                if not self._watch():
+                    return False
+            logger.info("received %s; stopping", signal.Signals(self._signals[0]).name)
+            return True
+        finally:
+            self._stop_all()
 
-        for process in self._processes:
-            if process.is_alive():
-                process.terminate()  # SIGTERM: a graceful stop
-        for process in self._processes:
-            process.join()
-        return started
+    def _note_signal(self, sig: int, frame: FrameType | None) -> None:
+        # Only a note: a handler that took a lock could wait for ever on one that
+        # the code it interrupted holds.
+        self._signals.append(sig)
 
-    def _stop(self, sig: int, frame: FrameType | None) -> None:
-        logger.info("received %s; stopping the workers", signal.Signals(sig).name)
-        self._stopping.set()
-
-    def _start(self) -> BaseProcess:
-        process = self._context.Process(
-            target=_serve, args=(self.config, self.host, self.port)
+    def _start(self, worker: _Worker) -> None:
+        worker.process = self._context.Process(
+            target=_serve, args=(self.config, worker.sock, self._watched_end)
         )
-        process.start()
-        return process
+        worker.process.start()
+        worker.starts += 1
+        worker.started_at = time.monotonic()
 
-    def _replace_the_dead(self) -> bool:
-        for index, process in enumerate(self._processes):
-            if process.is_alive() or self._stopping.is_set():
+    def _watch(self) -> bool:
+        """Wait a while, replacing dead workers; False if one can never start."""
+        running = [process.sentinel for process in self._running()]
+        wait(running, timeout=WATCH_INTERVAL)  # wakes as soon as a worker dies
+        now = time.monotonic()
+        for worker in self._workers:
+            if _alive(worker.process) or self._signals:
                 continue
-            process.join()
-            if process.exitcode == STARTUP_FAILURE:
-                # It would fail the same way again: the app, or the socket.
-                logger.error("worker %d failed to start; stopping", process.pid)
-                return False
-            logger.warning(
-                "worker %d ended with status %s; starting another",
-                process.pid,
-                process.exitcode,
-            )
-            self._processes[index] = self._start()
+            if worker.due is None:
+                if not self._note_death(worker, now):
+                    return False
+            elif now >= worker.due:
+                worker.due = None
+                self._start(worker)
         return True
 
+    def _note_death(self, worker: _Worker, now: float) -> bool:
+        process = worker.process
+        assert process is not None, "only a started worker dies"
+        if process.exitcode == STARTUP_FAILURE and worker.starts == 1:
+            # A first start fails for what every start would meet (a database it
+            # cannot use, say): give up rather than retry.
+            logger.error("worker %d failed to start; stopping", process.pid)
+            return False
+        soon = now - worker.started_at < SETTLED_AFTER
+        worker.failures = worker.failures + 1 if soon else 0
+        delay = RESTART_DELAYS[min(worker.failures, len(RESTART_DELAYS) - 1)]
+        worker.due = now + delay
+        logger.warning(
+            "worker %d ended with status %s; starting another in %.0f s",
+            *(process.pid, process.exitcode, delay),
+        )
+        return True
 
-def _serve(config: uvicorn.Config, host: str, port: int) -> None:
-    """Run one worker on a listening socket of its own; in the worker process."""
+    def _stop_all(self) -> None:
+        running = self._running()
+        for process in running:
+            process.terminate()  # SIGTERM: each writes its last clicks and ends
+        asked = len(self._signals)
+        while any(process.is_alive() for process in running):
+            wait([process.sentinel for process in running], timeout=WATCH_INTERVAL)
+            if len(self._signals) > max(asked, 1):
+                # Asked to stop once more while stopping: do not wait any longer.
+                logger.warning("stopping the workers at once")
+                for process in running:
+                    process.kill()
+        for process in running:
+            process.join()
+        for worker in self._workers:
+            worker.sock.close()
+        self._watched_end.close()
+        self._held_end.close()
+
+    def _running(self) -> list[BaseProcess]:
+        processes = [worker.process for worker in self._workers]
+        return [p for p in processes if p is not None and p.is_alive()]
+
+
+def _alive(process: BaseProcess | None) -> bool:
+    return process is not None and process.is_alive()
+
+
+def _serve(config: uvicorn.Config, sock: socket.socket, watched: Connection) -> None:
+    """Run one worker on its socket; in the worker process."""
     config.configure_logging()  # a spawned process starts with none
-    sock = _shared_port_socket(host)
-    try:
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        logger.error("cannot listen on %s:%d (%s)", host, port, exc)
-        raise SystemExit(STARTUP_FAILURE) from None
+    # A hangup reaches the whole process group from a closed terminal: the
+    # supervisor turns it into a graceful stop, sent here as SIGTERM.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    orphaned = threading.Thread(target=_stop_if_orphaned, args=(watched,), daemon=True)
+    orphaned.start()
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _shared_port_socket(host: str) -> socket.socket:
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    return sock
+def _stop_if_orphaned(watched: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):
+        watched.recv()  # nothing is ever sent: this ends when the supervisor does
+    logger.warning("the supervisor is gone; stopping")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _family(host: str) -> socket.AddressFamily:

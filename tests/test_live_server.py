@@ -66,6 +66,16 @@ def test_sigint_also_stops_gracefully(settings: Settings, promo: str) -> None:
     assert _count(settings, "SELECT clicks FROM links") == 1
 
 
+def test_a_hangup_to_the_group_stops_gracefully(settings: Settings, promo: str) -> None:
+    with live_server(settings) as server:
+        httpx.get(f"{server.url}/promo", headers=BROWSER)
+        # A closed terminal hangs up the server and its click writer together.
+        os.killpg(server.process.pid, signal.SIGHUP)
+        assert server.process.wait(timeout=30) == 0
+    assert _count(settings, "SELECT clicks FROM links") == 1
+    assert "lost" not in "".join(server.log)
+
+
 def test_access_log_on_request(settings: Settings, promo: str) -> None:
     with live_server(settings, "--access-log") as server:
         httpx.get(f"{server.url}/promo")

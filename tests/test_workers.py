@@ -3,13 +3,22 @@
 import http.client
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from live import live_server, running, server_workers, wait_until
+from live import (
+    BROWSER,
+    click_writers,
+    fetch,
+    live_server,
+    running,
+    server_workers,
+    wait_until,
+)
 
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
@@ -91,6 +100,40 @@ def test_a_worker_that_dies_is_replaced_on_the_same_port(settings: Settings) -> 
     assert not running(first[1])
 
 
+def test_workers_whose_supervisor_is_killed_stop_and_write_their_clicks(
+    settings: Settings,
+) -> None:
+    with LinkStore(settings) as store:
+        store.create("https://example.com/", "o")
+    with live_server(settings, "--workers", "2") as server:
+        for _ in range(20):
+            assert fetch(f"{server.url}/o", headers=BROWSER) == 302
+        left = server_workers(server.process.pid)
+        writers = click_writers(server.process.pid)
+        assert len(left) == 2 and len(writers) == 2
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=30)
+
+        # Orphaned, each worker stops gracefully: its clicks written, its click
+        # writer gone, the port free for the next server.
+        wait_until(lambda: not any(map(running, [*left, *writers])), "orphans to stop")
+    assert _count(settings, "SELECT count(*) FROM clicks") == 20
+    with live_server(settings, "--port", str(httpx.URL(server.url).port)) as again:
+        assert _answers(f"{again.url}/healthz") == 200
+
+
+def test_a_hangup_stops_the_workers_gracefully(settings: Settings) -> None:
+    with LinkStore(settings) as store:
+        store.create("https://example.com/", "h")
+    with live_server(settings, "--workers", "2") as server:
+        for _ in range(10):
+            assert fetch(f"{server.url}/h", headers=BROWSER) == 302
+        # A closed terminal sends the hangup to the whole group.
+        os.killpg(server.process.pid, signal.SIGHUP)
+        assert server.process.wait(timeout=30) == 0
+    assert _count(settings, "SELECT count(*) FROM clicks") == 10
+
+
 def test_a_port_in_use_is_refused_even_by_another_linkbroker(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -103,6 +146,14 @@ def test_a_port_in_use_is_refused_even_by_another_linkbroker(
         with refused, live_server(other, "--workers", "2", "--port", port):
             pass
         assert server.stop() == 0
+
+
+def _count(settings: Settings, sql: str) -> int:
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _answers(url: str) -> int:
