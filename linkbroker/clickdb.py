@@ -89,7 +89,7 @@ class ClickWriter:
                 conn.execute("ROLLBACK")
                 raise
         self.written += written
-        logger.debug("flushed %d clicks for %d links", written, len(kept))
+        logger.debug("flushed %d clicks for %d links", written, sum(kept.values()))
         return written
 
     def _insert(

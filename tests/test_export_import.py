@@ -126,10 +126,11 @@ def test_csv_export_refuses_clicks_clearly(cli: Invoke) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("where", ["no-such-folder/links.jsonl", "."])
+@pytest.mark.parametrize("where", ["no-such-folder/links.jsonl", ".", "a-file/x"])
 def test_an_export_to_a_place_it_cannot_write_is_one_clear_error(
     cli: Invoke, tmp_path: Path, where: str
 ) -> None:
+    (tmp_path / "a-file").write_text("", "utf-8")
     target = tmp_path / where
     result = cli("export", "--output", str(target))
 
@@ -425,6 +426,23 @@ def test_values_of_the_right_shape_but_no_meaning_are_bad_rows(
     assert result.stderr.startswith("line 2: slug 'odd': ")
     assert reason in result.stderr
     assert _rows(settings, "SELECT slug FROM links") == [("fine",)]
+
+
+def test_times_before_the_year_1000_keep_four_digits(
+    cli: Invoke, settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "links.jsonl"
+    source.write_text(
+        '{"type":"linkbroker-export","version":1}\n'
+        '{"type":"link","slug":"old","destination_url":"https://example.com/",'
+        '"created_at":"0999-01-01T00:00:00+00:00","clicks":0}\n',
+        "utf-8",
+    )
+    assert cli("import", str(source)).exit_code == 0
+    assert _rows(settings, "SELECT created_at FROM links") == [("0999-01-01 00:00:00",)]
+    # The stored form reads back as it is: a second run changes nothing.
+    again = cli("import", str(source))
+    assert again.exit_code == 0, again.output
 
 
 def test_a_d1_time_out_of_range_is_a_bad_row(

@@ -7,7 +7,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from linkbroker.clickdb import ClickWriter, RawClick
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
-from linkbroker.turns import Turns
+from linkbroker.turns import GIVE_WAY_MOST, Turns
 
 ROWS = 100_000  # five chunks of an import
 CHUNK = 20_000
@@ -23,7 +24,7 @@ CHUNK = 20_000
 HOLDER = """
 import sys
 from pathlib import Path
-from linkbroker.turns import Turns
+from linkbroker.turns import GIVE_WAY_MOST, Turns
 with getattr(Turns(Path(sys.argv[1])), sys.argv[2])():
     print("holding", flush=True)
     sys.stdin.readline()
@@ -50,8 +51,32 @@ def test_writers_that_take_turns_write_one_at_a_time(tmp_path: Path) -> None:
     turns.close()
 
 
+def test_a_bulk_writer_gives_way_for_a_second_at_most(tmp_path: Path) -> None:
+    turns = Turns(tmp_path / "links.db")
+    with _holding(tmp_path / "links.db", "waiting"):
+        started = time.monotonic()
+        turns.give_way()  # a writer that waits for ever holds the import back...
+        waited = time.monotonic() - started
+    turns.close()
+    assert GIVE_WAY_MOST * 0.9 <= waited < GIVE_WAY_MOST + 2  # ...for a second
+
+
 def _while_held(db: Path, held: str, call: Callable[[], None]) -> None:
     """Check that `call` blocks while another process holds `held`, and not after."""
+    with _holding(db, held) as release:
+        calling = threading.Thread(target=call)
+        calling.start()
+        calling.join(timeout=0.3)
+        assert calling.is_alive(), f"went on while another process was {held}"
+
+        release()
+        calling.join(timeout=10)
+        assert not calling.is_alive()
+
+
+@contextmanager
+def _holding(db: Path, held: str) -> Iterator[Callable[[], None]]:
+    """Hold `held` in another process until released or the block ends."""
     with subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db), held],
         stdin=subprocess.PIPE,
@@ -60,15 +85,17 @@ def _while_held(db: Path, held: str, call: Callable[[], None]) -> None:
     ) as holder:
         assert holder.stdout is not None and holder.stdin is not None
         assert holder.stdout.readline() == "holding\n"
-        calling = threading.Thread(target=call)
-        calling.start()
-        calling.join(timeout=0.3)
-        assert calling.is_alive(), f"went on while another process was {held}"
+        stdin = holder.stdin
 
-        holder.stdin.write("done\n")
-        holder.stdin.flush()
-        calling.join(timeout=10)
-        assert not calling.is_alive()
+        def release() -> None:
+            if not stdin.closed:
+                stdin.write("done\n")
+                stdin.close()
+
+        try:
+            yield release
+        finally:
+            release()
 
 
 def test_an_import_waits_between_chunks_while_a_flush_waits(
@@ -87,16 +114,18 @@ def test_an_import_waits_between_chunks_while_a_flush_waits(
         stdout=subprocess.DEVNULL,
     ) as importing:
         _wait_for_rows(settings.db_path, importing)
-        with Turns(settings.db_path).waiting():
+        turns = Turns(settings.db_path)
+        with turns.waiting():
             # While a writer waits, the import stops at the end of its chunk...
             with pytest.raises(subprocess.TimeoutExpired):
-                importing.wait(timeout=1.5)
+                importing.wait(timeout=GIVE_WAY_MOST / 2)
             paused_at = _count(settings.db_path)
             # ...and a click flush takes the write lock there.
             writer = ClickWriter(settings)
             click: RawClick = ("clicked", time.time(), False, b"Mozilla", b"", b"", "")
             assert writer.write([click]) == 1
             writer.close()
+        turns.close()
         assert importing.wait(timeout=120) == 0
 
     assert (paused_at - 1) % CHUNK == 0

@@ -1,5 +1,6 @@
 """Commands that move links in and out: export and import."""
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +73,8 @@ def export(
                 output,
             ) from exc
         finally:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # where it could not be made
+                partial.unlink(missing_ok=True)
     typer.echo(f"Exported {counts.links:,} links to {output}.", err=True)
 
 

@@ -108,18 +108,18 @@ def _real(stored: str) -> bool:
 
 def _stored(moment: datetime) -> str:
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    # Not strftime: it writes the year 999 as '999', which sorts after '2024'.
+    return moment.isoformat(sep=" ", timespec="seconds")
 
 
 def check_count(name: str, value: object, default: int | None = 0) -> int | None:
     """Return a whole number of zero or more; `default` for an empty value."""
     if value is None or value == "":
         return default
-    if isinstance(value, str) and _COUNT.fullmatch(value):
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MOST:
-        return value
+    number = int(value) if isinstance(value, str) and _COUNT.fullmatch(value) else value
+    if type(number) is int and 0 <= number <= _MOST:  # a bool is no count
+        return number
     raise InvalidImport(
         f"{name} {value!r} is not a whole number from 0 to {_MOST:,}.", value
     )
