@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from linkbroker.cli import app
+from linkbroker.model import Edit
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
 
@@ -20,6 +21,27 @@ def settings(tmp_path: Path) -> Settings:
         cache_dir=tmp_path / "data" / "cache",
         environ={},
     )
+
+
+@pytest.fixture
+def reverted_into_blocklist(tmp_path: Path) -> Settings:
+    """Settings with a blocklist, and link 'r' edited away from what it now blocks.
+
+    'r' led to spam.example, then to example.com/safe; spam.example was blocked
+    after, so reverting 'r' would lead back to a blocked domain.
+    """
+    blocklist = tmp_path / "blocked.txt"
+    blocklist.write_text("")
+    settings = Settings.load(
+        db_path=tmp_path / "links.db",
+        cache_dir=tmp_path / "cache",
+        environ={"LINKBROKER_BLOCKLIST": str(blocklist)},
+    )
+    with LinkStore(settings) as store:
+        store.create("https://spam.example/offer", "r")
+        store.edit("r", Edit(destination="https://example.com/safe"))
+    blocklist.write_text("spam.example\n")
+    return settings
 
 
 @pytest.fixture

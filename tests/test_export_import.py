@@ -248,7 +248,8 @@ def test_rows_without_a_slug_get_one_and_are_not_made_twice(
         assert cli("import", str(FIXTURES / "plain_header.csv")).exit_code == 0
     found = _rows(
         settings,
-        "SELECT slug FROM links WHERE destination_url = 'https://example.com/generated'",
+        "SELECT slug FROM links "
+        "WHERE destination_url = 'https://example.com/generated'",
     )
     assert len(found) == 1
     assert len(found[0][0]) == settings.slug_length

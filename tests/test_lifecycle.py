@@ -3,7 +3,6 @@
 import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -230,19 +229,10 @@ def test_history_edit_and_revert(store: LinkStore) -> None:
         store.revert("h")
 
 
-def test_revert_to_a_destination_the_blocklist_now_refuses(tmp_path: Path) -> None:
-    blocklist = tmp_path / "blocked.txt"
-    blocklist.write_text("")
-    settings = Settings.load(
-        db_path=tmp_path / "links.db",
-        cache_dir=tmp_path / "cache",
-        environ={"LINKBROKER_BLOCKLIST": str(blocklist)},
-    )
-    with LinkStore(settings) as store:
-        store.create("https://spam.example/offer", "r")
-        store.edit("r", Edit(destination="https://example.com/safe"))
-        blocklist.write_text("spam.example\n")
-
+def test_revert_to_a_destination_the_blocklist_now_refuses(
+    reverted_into_blocklist: Settings,
+) -> None:
+    with LinkStore(reverted_into_blocklist) as store:
         with pytest.raises(InvalidDestination, match=r"spam\.example"):
             store.revert("r")
         assert store.get("r").destination == "https://example.com/safe"

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -94,22 +93,12 @@ def test_a_link_expiring_while_the_server_runs(settings: Settings) -> None:
 
 
 def test_a_revert_the_blocklist_now_refuses_changes_nothing_served(
-    tmp_path: Path,
+    reverted_into_blocklist: Settings,
 ) -> None:
-    blocklist = tmp_path / "blocked.txt"
-    blocklist.write_text("")
-    settings = Settings.load(
-        db_path=tmp_path / "links.db",
-        cache_dir=tmp_path / "cache",
-        environ={"LINKBROKER_BLOCKLIST": str(blocklist)},
-    )
-    with LinkStore(settings) as store:
-        store.create("https://spam.example/offer", "r")
-        store.edit("r", Edit(destination="https://example.com/safe"))
+    settings = reverted_into_blocklist
     tokens = TokenStore(settings.db_path)
     token = tokens.create("ops")
     tokens.close()
-    blocklist.write_text("spam.example\n")
 
     with live_server(settings) as server:
         by_cli = subprocess.run(
