@@ -506,6 +506,7 @@ def test_d1_rows_the_reader_cannot_take_are_bad_rows(
     records = list(read_dump(StringIO(f"PRAGMA foreign_keys=OFF;\n{statement}\n")))
     assert [(kind, line) for kind, line, _ in records] == [("bad", 2)]
     assert reason in str(records[0][2]["reason"])
+    assert records[0][2]["slug"] == "a"  # read before the trouble, to name the row
 
 
 @pytest.mark.parametrize(

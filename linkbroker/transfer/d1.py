@@ -47,6 +47,10 @@ Value = str | int | float | None
 class _Unreadable(ValueError):
     """A statement that is not the SQL this reader understands."""
 
+    def __init__(self, message: str, read: list[Value] | None = None) -> None:
+        super().__init__(message)
+        self.read = read or []  # the values of the row read before the trouble
+
 
 def read_dump(stream: IO[str]) -> Iterator[Record]:
     """Read the rows of `links` from a SQL dump, each with its statement's line."""
@@ -73,7 +77,7 @@ def _rows(
     try:
         rows = _tuples(statement, position)
     except _Unreadable as exc:
-        yield bad(line, str(exc))
+        yield bad(line, str(exc), _slug(names, exc.read))
         return
     for row in rows:
         yield _record(line, names, row)
@@ -81,9 +85,15 @@ def _rows(
 
 def _record(line: int, names: tuple[str, ...], row: list[Value]) -> Record:
     if len(row) != len(names):
-        slug = row[0] if row else None
-        return bad(line, f"it has {len(row)} values for {len(names)} columns", slug)
+        message = f"it has {len(row)} values for {len(names)} columns"
+        return bad(line, message, _slug(names, row))
     return "link", line, {name: row[i] for i, name in _kept(names)}
+
+
+def _slug(names: tuple[str, ...], row: list[Value]) -> Value:
+    """Return the row's slug, if the row got as far as it, to name a bad row by."""
+    where = names.index("slug") if "slug" in names else 0
+    return row[where] if where < len(row) else None
 
 
 _KEPT = frozenset(EDGE_COLUMNS)
@@ -187,7 +197,8 @@ def _tuple(statement: str, position: int) -> tuple[list[Value], int]:
             raise _Unreadable(
                 "a value is not a string, number or NULL "
                 f"({statement[position : position + 30].strip()!r}); only literal "
-                "values are read"
+                "values are read",
+                values,
             )
         values.append(_value(found))
         position = found.end()
