@@ -10,9 +10,9 @@ which it gets only once nobody is waiting, and lets it go at once: each waiting
 writer gets its turn within one chunk and one interval of its busy handler.
 
 Writers that take turns also queue for one another on a second file's exclusive
-lock, rather than in the busy handler: one that finds another writing tries again
-within half a millisecond, where the busy handler would have slept for up to
-100 ms. Two server workers writing at once meet here.
+lock, rather than in the busy handler: one that finds another writing sleeps in the
+kernel and wakes the moment it is done, where the busy handler would have slept for
+up to 100 ms. Two server workers writing at once meet here.
 
 A writer holds its turn only while it writes, and the kernel takes it back from a
 process that dies. A bulk writer gives way for a second at most: Linux grants
