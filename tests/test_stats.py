@@ -139,3 +139,34 @@ def test_a_batch_summed_in_parts_adds_up_in_every_counter(
         assert daily == (human["a"], 5)
         gone = conn.execute("SELECT count(*) FROM clicks WHERE slug = 'gone'")
         assert gone.fetchone()[0] == 0
+
+
+def test_every_raw_row_keeps_its_own_values_in_their_columns(
+    settings: Settings,
+) -> None:
+    with LinkStore(settings) as store:
+        store.create("https://example.com/a", "a")
+    # More than one statement's worth of rows and a remainder, each click telling
+    # its row apart by its referrer and agent.
+    count = 2 * clickdb.ROWS_AT_ONCE + 3
+    clicks = [
+        _click("a", 0, agent=b"Agent/%d" % n, referrer=b"https://r%d.example/" % n)
+        for n in range(count)
+    ]
+    clicks[5] = (*clicks[5][:2], True, *clicks[5][3:])  # a HEAD request
+    writer = ClickWriter(settings)
+    assert writer.write(clicks) == count
+    writer.close()
+
+    with LinkStore(settings) as store:
+        rows = store.conn.execute(
+            "SELECT slug, clicked_at, referrer_host, user_agent, is_bot, bot_reason, "
+            "visitor FROM clicks ORDER BY id"
+        ).fetchall()
+    assert len(rows) == count
+    for n, (slug, at, host, agent, is_bot, reason, visitor) in enumerate(rows):
+        clicked = dt.datetime.fromtimestamp(clicks[n][1], dt.UTC)
+        assert (slug, host, agent) == ("a", f"r{n}.example", f"Agent/{n}")
+        assert at == clicked.strftime("%Y-%m-%d %H:%M:%S.") + at[-3:]
+        assert (is_bot, reason) == ((1, "HEAD request") if n == 5 else (0, None))
+        assert len(visitor) == 16
