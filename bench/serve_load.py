@@ -409,6 +409,10 @@ def compare(workers: int, args: argparse.Namespace, tmp: Path) -> bool:
                     "--http",
                     "httptools",
                     "--no-access-log",
+                    # As linkbroker runs it: no Server header, and no proxy
+                    # headers, which linkbroker reads itself.
+                    "--no-server-header",
+                    "--no-proxy-headers",
                 ],
                 {},
                 workers,

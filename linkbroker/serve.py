@@ -59,6 +59,10 @@ def uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
         access_log=args.access_log,
         log_config=log_config(),
         server_header=False,
+        # uvicorn would otherwise take X-Forwarded-For from any local peer and put
+        # it in place of the peer's address, before linkbroker's own setting, which
+        # alone decides whose forwarded address counts.
+        proxy_headers=False,
     )
 
 

@@ -83,6 +83,27 @@ def test_access_log_on_request(settings: Settings, promo: str) -> None:
     assert any("GET /promo" in line for line in server.log)
 
 
+@pytest.mark.parametrize(("trusted", "visitors"), [("", 1), ("127.0.0.1", 2)])
+def test_forwarded_for_counts_only_from_the_proxies_the_settings_trust(
+    tmp_path: Any, trusted: str, visitors: int
+) -> None:
+    # A real uvicorn, which left to itself would take X-Forwarded-For from any
+    # local peer before linkbroker ever saw the request.
+    settings = Settings.load(
+        db_path=tmp_path / "links.db",
+        cache_dir=tmp_path / "cache",
+        environ={"LINKBROKER_TRUSTED_PROXIES": trusted},
+    )
+    with LinkStore(settings) as store:
+        store.create("https://example.com/promo", "promo")
+    with live_server(settings) as server:
+        for forwarded in ("198.51.100.1", "198.51.100.2"):
+            headers = {**BROWSER, "X-Forwarded-For": forwarded}
+            assert fetch(f"{server.url}/promo", headers=headers) == 302
+        assert server.stop() == 0
+    assert _count(settings, "SELECT count(DISTINCT visitor) FROM clicks") == visitors
+
+
 def _hit(url: str, count: int, statuses: list[int]) -> None:
     # A fresh connection per request, so the kernel spreads them over the workers.
     for _ in range(count):
