@@ -10,6 +10,10 @@ writer with 1,000,000 links: the peak resident set of each, and the peak of the 
 together, counted as proportional set sizes (Pss, a page shared by both counted
 once), sampled while the load runs; the target counts the two together.
 
+With two workers the bare app is served as linkbroker is, each worker on a socket
+of its own (bare_serve.py): under uvicorn's one shared socket, wrk's connections
+land on the workers by chance, and the bare figure swings by a third between runs.
+
 Run by hand (needs wrk): python bench/serve_load.py [--duration 10] [--quick]
 """
 
@@ -101,6 +105,20 @@ def linkbroker_serve(workers: int) -> list[str]:
         "0",
         "--workers",
         str(workers),
+    ]
+
+
+def bare_serve(workers: int) -> list[str]:
+    """Return the command that serves the bare app as linkbroker would be served."""
+    if workers > 1:
+        # A socket of its own for each worker, as linkbroker's (see bare_serve.py).
+        return [sys.executable, str(BENCH / "bare_serve.py"), "--workers", str(workers)]
+    return [
+        *(sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH)),
+        *("--port", "0", "--loop", "uvloop", "--http", "httptools"),
+        # As linkbroker runs it: no access log, no Server header, and no proxy
+        # headers, which linkbroker reads itself.
+        *("--no-access-log", "--no-server-header", "--no-proxy-headers"),
     ]
 
 
@@ -393,27 +411,7 @@ def compare(workers: int, args: argparse.Namespace, tmp: Path) -> bool:
         bares.append(
             measure(
                 "bare",
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bare_app:app",
-                    "--app-dir",
-                    str(BENCH),
-                    "--port",
-                    "0",
-                    "--workers",
-                    str(workers),
-                    "--loop",
-                    "uvloop",
-                    "--http",
-                    "httptools",
-                    "--no-access-log",
-                    # As linkbroker runs it: no Server header, and no proxy
-                    # headers, which linkbroker reads itself.
-                    "--no-server-header",
-                    "--no-proxy-headers",
-                ],
+                bare_serve(workers),
                 {},
                 workers,
                 args.links,

@@ -52,9 +52,15 @@ class ClickWriter:
     """Turns raw clicks into rows and writes them to SQLite in one transaction."""
 
     def __init__(
-        self, settings: Settings, also_checkpoint: Sequence[Path] = ()
+        self,
+        settings: Settings,
+        also_checkpoint: Sequence[Path] = (),
+        pause: float = 0.0,
     ) -> None:
+        """Open the database; `pause` is a sleep after every chunk (see `write`)."""
         self.settings = settings
+        self._pause = pause
+        self._resting = False
         self._conn = database.connect(settings.db_path, autocheckpoint=False)
         self._others = [_checkpoint_connection(path) for path in also_checkpoint]
         salt = self._conn.execute("SELECT value FROM meta WHERE key = 'visitor_salt'")
@@ -71,6 +77,16 @@ class ClickWriter:
         whenever they cover SUMMED_KEYS links and days: over a million links, the
         sums of a batch of 20,000 clicks took 10 MiB, where over a thousand links
         a batch sums to a thousand rows. On an error nothing is written.
+
+        With a `pause`, the writer sleeps that long after every chunk. Beside busy
+        workers, a writer that works without a break holds its core until the
+        scheduler's next tick (4 ms at 250 Hz) while a worker waits in the other
+        core's queue: a core that runs anything never pulls a waiting task before
+        its periodic balance. Idle for a moment after every half millisecond of
+        work, the core takes the waiting worker at once. With two workers busy on
+        two cores, requests' p99 went from 4.5 to 2.5 ms. A writer that has fallen
+        behind, its oldest click older than two flush intervals, works without a
+        pause until it has caught up.
         """
         conn, pending, written = self._conn, iter(clicks), 0
         # Within the transaction no link can be purged: each slug is looked up once.
@@ -79,8 +95,12 @@ class ClickWriter:
         with self._turns.writing():
             conn.execute("BEGIN IMMEDIATE")
             try:
-                while chunk := list(islice(pending, CHUNK)):
+                chunks = iter(lambda: list(islice(pending, CHUNK)), [])
+                for number, chunk in enumerate(chunks):
+                    if number == 0:
+                        self._resting = self._pause > 0 and not self._behind(chunk)
                     self._insert(chunk, kept, counts)
+                    self._rest()
                     if len(counts) >= SUMMED_KEYS:
                         written += self._add_up(counts)
                 written += self._add_up(counts)
@@ -117,12 +137,25 @@ class ClickWriter:
     def _add_up(self, counts: Counter[_Key]) -> int:
         """Add `counts` to the counters, empty it, and return how many clicks."""
         days, sources, links = _summarise(counts)
-        _execute_many(self._conn, _ADD_TO_DAYS, days)
-        _execute_many(self._conn, _ADD_TO_SOURCES, sources)
-        _execute_many(self._conn, _ADD_TO_LINKS, links)
+        for sql, rows in (
+            (_ADD_TO_DAYS, days),
+            (_ADD_TO_SOURCES, sources),
+            (_ADD_TO_LINKS, links),
+        ):
+            for start in range(0, len(rows), CHUNK):
+                _execute_many(self._conn, sql, rows[start : start + CHUNK])
+                self._rest()
         total = counts.total()
         counts.clear()
         return total
+
+    def _behind(self, chunk: list[RawClick]) -> bool:
+        oldest = min(click[1] for click in chunk)
+        return time.time() - oldest > 2 * self.settings.flush_interval
+
+    def _rest(self) -> None:
+        if self._resting:
+            time.sleep(self._pause)
 
     def checkpoint(self) -> None:
         """Copy the WAL files back into their databases.
@@ -222,8 +255,9 @@ _ADD_TO_LINKS = (
 
 
 Rows = Sequence[Sequence[object]]
-# Clicks prepared and inserted at a time.
-CHUNK = 1024
+# Clicks prepared and inserted at a time, and counter rows added at a time: about
+# half a millisecond of work.
+CHUNK = 128
 # Sums of this many links and days go to the counters before more are summed.
 SUMMED_KEYS = 4096
 

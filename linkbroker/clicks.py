@@ -8,6 +8,11 @@ transaction every flush interval. The worker keeps each frame until the writer
 confirms it as written, so a writer that dies loses nothing: another is started
 and sent the same frames. A graceful stop hands everything over and waits for the
 writer to write it.
+
+The writer works at a low priority, pausing often, so that it never keeps a busy
+worker waiting; on a machine busy for long, it may fall behind. A worker then holds
+at most HELD_BATCHES flush batches it has not seen confirmed: past that, redirects
+wait for the writer to catch up, rather than memory growing without end.
 """
 
 import asyncio
@@ -16,6 +21,7 @@ import itertools
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +40,10 @@ logger = logging.getLogger(__name__)
 HANDOFF = 256
 # Seconds to wait before each new try at starting a writer that did not start.
 RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
+# Flush batches of unconfirmed clicks a worker holds before its requests wait.
+HELD_BATCHES = 4
+# At most this often, a worker says that its requests wait for the writer.
+BEHIND_LOG_INTERVAL = 60.0
 
 
 class ClickRecorder:
@@ -57,17 +67,31 @@ class ClickRecorder:
         self._stopping = False
         self._closing = False
         self.written = 0
+        # Set while the writer is too far behind: requests wait for `room`.
+        self.full = False
+        self._room = asyncio.Event()
+        self._room.set()
+        self._held_most = HELD_BATCHES * settings.flush_batch + HANDOFF
+        self._said_behind = -BEHIND_LOG_INTERVAL
 
     async def start(self) -> None:
         """Start the writer process; raise StorageError if it cannot start."""
         self._process = await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise())
 
-    def record(self, click: RawClick) -> None:
-        """Keep a click for the writer; call it from the event loop only."""
+    def record(self, click: RawClick) -> bool:
+        """Keep a click for the writer; return True if the request must wait.
+
+        Call it from the event loop only; a request told to wait awaits `room`.
+        """
         self._pending.append(click)
         if len(self._pending) >= HANDOFF:
             self._hand_off(commit=False)
+        return self.full
+
+    async def room(self) -> None:
+        """Return once the writer has caught up, or no writer runs to wait for."""
+        await self._room.wait()
 
     def pending(self) -> int:
         """Return how many clicks are not yet confirmed as written."""
@@ -91,6 +115,7 @@ class ClickRecorder:
     def stop(self) -> None:
         """Ask `run` to hand everything over, wait for the writer and return."""
         self._stopping = True
+        self._make_room()
         self._wake.set()
 
     async def flush(self) -> int:
@@ -141,7 +166,25 @@ class ClickRecorder:
         self._in_flight += len(clicks)
         if self._process is not None:
             _send(self._process, frame)
+            if self._in_flight >= self._held_most and not self._stopping:
+                self._wait_for_writer()
         return self._seq
+
+    def _wait_for_writer(self) -> None:
+        if not self.full:
+            self.full = True
+            self._room.clear()
+        now = time.monotonic()
+        if now - self._said_behind >= BEHIND_LOG_INTERVAL:
+            self._said_behind = now
+            logger.warning(
+                "the click writer is %d clicks behind; redirects wait for it",
+                self._in_flight,
+            )
+
+    def _make_room(self) -> None:
+        self.full = False
+        self._room.set()
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
@@ -169,6 +212,7 @@ class ClickRecorder:
             if self._closing:
                 return
             self._process = None
+            self._make_room()  # clicks wait in memory for the next writer
             logger.error(
                 "the click writer (pid %d) exited with status %s; starting another "
                 "for the %d clicks it had not confirmed",
@@ -211,9 +255,11 @@ class ClickRecorder:
         while self._unconfirmed:
             seq = next(iter(self._unconfirmed))
             if seq > through:
-                return
+                break
             _, count = self._unconfirmed.pop(seq)
             self._in_flight -= count
+        if self.full and self._in_flight < self._held_most // 2:
+            self._make_room()
 
     def _settle(self, through: int, written: int) -> None:
         for seq in [seq for seq in self._waiting if seq <= through]:

@@ -133,7 +133,8 @@ class App:
         if start is None:
             await self._uncommon(slug, scope, receive, send)
         elif scope["method"] in _REDIRECT_METHODS:
-            self._record(slug, scope)
+            if self._record(slug, scope):
+                await self._recorder().room()
             await send(start)
             await send(_EMPTY_BODY)
         else:
@@ -164,7 +165,8 @@ class App:
         elif isinstance(found, _Guarded):
             await self._serve_guarded(slug, found, scope, send)
         else:
-            self._record(slug, scope)
+            if self._record(slug, scope):
+                await self._recorder().room()
             await send(found)
             await send(_EMPTY_BODY)
 
@@ -208,7 +210,8 @@ class App:
         if start is None:
             await self._reply(send, scope, _GONE)
             return
-        self._record(slug, scope)
+        if self._record(slug, scope):
+            await self._recorder().room()
         await send(start)
         await send(_EMPTY_BODY)
 
@@ -253,7 +256,8 @@ class App:
             ],
         )
 
-    def _record(self, slug: str, scope: Scope) -> None:
+    def _record(self, slug: str, scope: Scope) -> bool:
+        """Record a click; return True if the answer must wait for the writer."""
         user_agent = referrer = forwarded = b""
         for name, value in scope["headers"]:
             if name == b"user-agent":
@@ -266,7 +270,7 @@ class App:
         peer = client[0] if client else ""
         head = scope["method"] == "HEAD"
         raw: RawClick = (slug, time.time(), head, user_agent, referrer, forwarded, peer)
-        self._recorder().record(raw)
+        return self._recorder().record(raw)
 
     async def _api_reply(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.api is not None, "startup opens the API"

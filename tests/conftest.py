@@ -14,13 +14,20 @@ from linkbroker.store import LinkStore
 Invoke = Callable[..., Result]
 
 
+def settings_in(folder: Path, **environ: str) -> Settings:
+    """Settings for a database and cache under `folder`, with LINKBROKER_* values."""
+    return Settings.load(
+        db_path=folder / "data" / "links.db",
+        cache_dir=folder / "data" / "cache",
+        environ={
+            f"LINKBROKER_{name.upper()}": value for name, value in environ.items()
+        },
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.load(
-        db_path=tmp_path / "data" / "links.db",
-        cache_dir=tmp_path / "data" / "cache",
-        environ={},
-    )
+    return settings_in(tmp_path)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import settings_in
 from live import (
     BROWSER,
     CONSISTENCY_BOUND,
@@ -89,11 +90,7 @@ def test_forwarded_for_counts_only_from_the_proxies_the_settings_trust(
 ) -> None:
     # A real uvicorn, which left to itself would take X-Forwarded-For from any
     # local peer before linkbroker ever saw the request.
-    settings = Settings.load(
-        db_path=tmp_path / "links.db",
-        cache_dir=tmp_path / "cache",
-        environ={"LINKBROKER_TRUSTED_PROXIES": trusted},
-    )
+    settings = settings_in(tmp_path, trusted_proxies=trusted)
     with LinkStore(settings) as store:
         store.create("https://example.com/promo", "promo")
     with live_server(settings) as server:
@@ -160,6 +157,33 @@ def test_a_killed_click_writer_is_replaced_and_no_click_is_lost(
     assert f"the click writer (pid {first}) exited with status -9" in "".join(
         server.log
     )
+
+
+def test_redirects_wait_for_a_writer_far_behind_and_lose_no_click(
+    tmp_path: Any,
+) -> None:
+    # Small batches, so that the bound is a few hundred clicks: 4 batches of 10
+    # and one hand-over of 256.
+    settings = settings_in(tmp_path, flush_batch="10")
+    with LinkStore(settings) as store:
+        store.create("https://example.com/promo", "promo")
+    sent = 0
+    with live_server(settings) as server:
+        [writer] = click_writers(server.process.pid)
+        os.kill(writer, signal.SIGSTOP)  # a writer that gets no CPU at all
+        client = httpx.Client(base_url=server.url, timeout=0.5)
+        with client, pytest.raises(httpx.ReadTimeout):
+            while sent < 2000:
+                sent += 1
+                assert client.get("/promo", headers=BROWSER).status_code == 302
+        assert sent >= 4 * 10 + 256
+
+        os.kill(writer, signal.SIGCONT)
+        assert fetch(f"{server.url}/promo", headers=BROWSER) == 302
+        assert server.stop() == 0
+    # The request that waited was recorded before it waited.
+    assert _count(settings, "SELECT count(*) FROM clicks") == sent + 1
+    assert "redirects wait for it" in "".join(server.log)
 
 
 def test_a_click_writer_stops_when_its_worker_is_killed(
