@@ -37,8 +37,10 @@ logger = logging.getLogger("linkbroker.clickwriter")
 # Payload length, sequence number, clicks in it, commit flag.
 HEADER = struct.Struct("<IQI?")
 # The writer yields the CPU to its worker: on a busy machine a click may wait a
-# little longer to be written, rather than a request to be answered.
-NICENESS = 10
+# little longer to be written, rather than a request to be answered. Its pauses
+# do most of that; at niceness 10 as well, two writers beside two busy workers got
+# too little of the CPU to keep up, and fell seconds behind in a 10 s load.
+NICENESS = 5
 # Seconds of sleep after each chunk of work, which frees the core for a waiting
 # worker at once (see ClickWriter.write).
 PAUSE = 0.00005
