@@ -12,7 +12,8 @@ writer to write it.
 The writer works at a low priority, pausing often, so that it never keeps a busy
 worker waiting; on a machine busy for long, it may fall behind. A worker then holds
 at most HELD_BATCHES flush batches it has not seen confirmed: past that, redirects
-wait for the writer to catch up, rather than memory growing without end.
+wait for the writer to catch up, rather than memory growing without end. They
+never wait for a writer that is not running, or whose writes fail.
 """
 
 import asyncio
@@ -72,6 +73,7 @@ class ClickRecorder:
         self._room = asyncio.Event()
         self._room.set()
         self._held_most = HELD_BATCHES * settings.flush_batch + HANDOFF
+        self._failing = False  # the writer's last commit failed
         self._said_behind = -BEHIND_LOG_INTERVAL
 
     async def start(self) -> None:
@@ -166,7 +168,8 @@ class ClickRecorder:
         self._in_flight += len(clicks)
         if self._process is not None:
             _send(self._process, frame)
-            if self._in_flight >= self._held_most and not self._stopping:
+            behind = self._in_flight >= self._held_most
+            if behind and not (self._stopping or self._failing):
                 self._wait_for_writer()
         return self._seq
 
@@ -246,9 +249,14 @@ class ClickRecorder:
             if word == b"ok":
                 written = int(rest[0])
                 self.written += written
+                self._failing = False
                 self._confirm(int(through))
                 self._settle(int(through), written)
             else:
+                # Waiting would not help a writer whose writes fail (a full disk,
+                # say): redirects go on, and the clicks wait in memory.
+                self._failing = True
+                self._make_room()
                 self._settle(int(through), 0)
 
     def _confirm(self, through: int) -> None:

@@ -186,6 +186,26 @@ def test_redirects_wait_for_a_writer_far_behind_and_lose_no_click(
     assert "redirects wait for it" in "".join(server.log)
 
 
+def test_redirects_go_on_while_the_writer_cannot_write(tmp_path: Any) -> None:
+    settings = settings_in(tmp_path, flush_batch="10")
+    with LinkStore(settings) as store:
+        store.create("https://example.com/promo", "promo")
+        # Every insert of a click fails, as on a full disk, until the trigger goes.
+        store.conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON clicks "
+            "BEGIN SELECT RAISE(ABORT, 'no room'); END"
+        )
+    sent = 3 * (4 * 10 + 256)
+    with live_server(settings) as server:
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            for _ in range(sent):
+                assert client.get("/promo", headers=BROWSER).status_code == 302
+        with LinkStore(settings) as store:
+            store.conn.execute("DROP TRIGGER refuse")
+        assert server.stop() == 0
+    assert _count(settings, "SELECT count(*) FROM clicks") == sent
+
+
 def test_a_click_writer_stops_when_its_worker_is_killed(
     settings: Settings, promo: str
 ) -> None:
