@@ -39,7 +39,7 @@ def main() -> int:
     sockets = workers.listening_sockets("127.0.0.1", 0, args.workers)
     port = sockets[0].getsockname()[1]
     print(f"serving http://127.0.0.1:{port}", flush=True)
-    return 0 if workers.Workers(config, sockets).run() else 1
+    return 0 if workers.Workers(config, sockets, timeout=30.0).run() else 1
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if balanced:
-        if not workers.Workers(config, sockets).run():
+        if not workers.Workers(config, sockets, settings.worker_timeout).run():
             return 1
     else:
         _stop_gracefully_on_signals()

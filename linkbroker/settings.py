@@ -33,6 +33,7 @@ _NUMBERS: tuple[tuple[str, str, type[int] | type[float], float, float, float], .
     ("rate_burst", "LINKBROKER_RATE_BURST", int, 20, 1, 10**6),
     ("max_body", "LINKBROKER_MAX_BODY", int, 16 * 1024, 256, 2**24),
     ("permanent_max_age", "LINKBROKER_PERMANENT_MAX_AGE", int, 86_400, 0, 10**8),
+    ("worker_timeout", "LINKBROKER_WORKER_TIMEOUT", float, 30.0, 1.0, 3600.0),
 )
 
 
@@ -51,6 +52,7 @@ class Settings:
     rate_burst: int
     max_body: int
     permanent_max_age: int
+    worker_timeout: float
     trusted_proxies: tuple[IPNetwork, ...]
     allow_private: bool
     blocklist: Path | None

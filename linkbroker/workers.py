@@ -10,7 +10,9 @@ over them evenly.
 The supervisor keeps the sockets open, so that a worker that dies is replaced on
 its socket, and the connections queued there meanwhile wait for the replacement.
 SIGTERM, SIGINT and SIGHUP stop every worker gracefully; a worker whose supervisor
-is gone stops by itself.
+is gone stops by itself. Each worker's event loop sends a heartbeat every 2 s; one
+that has sent none for the worker timeout is hung (its loop blocked, or the
+process stopped), and is killed and replaced like a worker that died.
 """
 
 import contextlib
@@ -40,6 +42,11 @@ WATCH_INTERVAL = 0.5
 RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
 # A worker that served this long before dying is not counted as failing to start.
 SETTLED_AFTER = 30.0
+# A worker's event loop beats once more than this many seconds have passed since
+# its last beat, on uvicorn's once-a-second tick: every 2 s.
+HEARTBEAT = 1
+# Seconds a worker's start-up may take on top of the worker timeout.
+STARTUP_ALLOWANCE = 60.0
 _STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -89,13 +96,19 @@ class _Worker:
         self.started_at = 0.0
         self.failures = 0  # deaths in a row soon after a start
         self.due: float | None = None  # when to start it again, once it has died
+        self.beats: Connection | None = None  # heartbeats from its event loop
+        self.last_beat: float | None = None  # None until its first, after start-up
 
 
 class Workers:
     """Runs a worker on each socket until a signal stops them."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], timeout: float
+    ) -> None:
+        """Serve `config` on `sockets`; a worker silent for `timeout` s is hung."""
         self.config = config
+        self.timeout = timeout
         self._context = multiprocessing.get_context("spawn")
         self._workers = [_Worker(sock) for sock in sockets]
         self._signals: list[int] = []
@@ -125,12 +138,17 @@ class Workers:
         self._signals.append(sig)
 
     def _start(self, worker: _Worker) -> None:
+        if worker.beats is not None:
+            worker.beats.close()
+        worker.beats, beating = self._context.Pipe(duplex=False)
         worker.process = self._context.Process(
-            target=_serve, args=(self.config, worker.sock, self._watched_end)
+            target=_serve, args=(self.config, worker.sock, self._watched_end, beating)
         )
         worker.process.start()
+        beating.close()  # the worker's end
         worker.starts += 1
         worker.started_at = time.monotonic()
+        worker.last_beat = None
 
     def _watch(self) -> bool:
         """Wait a while, replacing dead workers; False if one can never start."""
@@ -138,6 +156,8 @@ class Workers:
         wait(running, timeout=WATCH_INTERVAL)  # wakes as soon as a worker dies
         now = time.monotonic()
         for worker in self._workers:
+            if _alive(worker.process) and not self._signals:
+                self._check_heartbeat(worker, now)
             if _alive(worker.process) or self._signals:
                 continue
             if worker.due is None:
@@ -147,6 +167,28 @@ class Workers:
                 worker.due = None
                 self._start(worker)
         return True
+
+    def _check_heartbeat(self, worker: _Worker, now: float) -> None:
+        """Kill a worker whose event loop has been silent for the timeout."""
+        beats, process = worker.beats, worker.process
+        assert beats is not None and process is not None, "a started worker"
+        with contextlib.suppress(EOFError, OSError):  # EOF: it is dying anyway
+            while beats.poll():
+                beats.recv_bytes()
+                worker.last_beat = now
+        # Start-up (opening the store, starting the click writer) comes before the
+        # first heartbeat, and is given longer.
+        if worker.last_beat is None:
+            silent, limit = now - worker.started_at, self.timeout + STARTUP_ALLOWANCE
+        else:
+            silent, limit = now - worker.last_beat, self.timeout
+        if silent < limit:
+            return
+        logger.error(
+            "worker %d has not answered for %.0f s; ending it", process.pid, silent
+        )
+        process.kill()
+        process.join()
 
     def _note_death(self, worker: _Worker, now: float) -> bool:
         process = worker.process
@@ -182,6 +224,8 @@ class Workers:
             process.join()
         for worker in self._workers:
             worker.sock.close()
+            if worker.beats is not None:
+                worker.beats.close()
         self._watched_end.close()
         self._held_end.close()
 
@@ -194,9 +238,20 @@ def _alive(process: BaseProcess | None) -> bool:
     return process is not None and process.is_alive()
 
 
-def _serve(config: uvicorn.Config, sock: socket.socket, watched: Connection) -> None:
+def _serve(
+    config: uvicorn.Config, sock: socket.socket, watched: Connection, beats: Connection
+) -> None:
     """Run one worker on its socket; in the worker process."""
     config.configure_logging()  # a spawned process starts with none
+
+    # uvicorn calls this from its event loop's tick, so that a heartbeat proves
+    # that the loop itself is turning.
+    async def beat() -> None:
+        with contextlib.suppress(OSError):
+            beats.send_bytes(b".")
+
+    config.callback_notify = beat
+    config.timeout_notify = HEARTBEAT
     # A hangup reaches the whole process group from a closed terminal: the
     # supervisor turns it into a graceful stop, sent here as SIGTERM.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

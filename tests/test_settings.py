@@ -30,6 +30,7 @@ def test_settings_survive_the_trip_through_a_child_environment(tmp_path: Path) -
         ("LINKBROKER_SLUG_LENGTH", "3"),
         ("LINKBROKER_FLUSH_INTERVAL", "soon"),
         ("LINKBROKER_MAX_BODY", "1.5"),
+        ("LINKBROKER_WORKER_TIMEOUT", "0.5"),
         ("LINKBROKER_ALLOW_PRIVATE", "maybe"),
         ("LINKBROKER_TRUSTED_PROXIES", "not-an-address"),
     ],

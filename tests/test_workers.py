@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import settings_in
 from live import (
     BROWSER,
     click_writers,
@@ -98,6 +99,43 @@ def test_a_worker_that_dies_is_replaced_on_the_same_port(settings: Settings) -> 
             assert _answers(f"{server.url}/healthz") == 200
         assert server.stop() == 0
     assert not running(first[1])
+
+
+def test_a_hung_worker_is_ended_and_replaced(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path, worker_timeout="2")
+    with live_server(settings, "--workers", "2") as server:
+        first = server_workers(server.process.pid)
+        assert len(first) == 2
+        # A worker beats before it serves anything: once both have served, both
+        # have beaten, and the supervisor watches for the next beat.
+        url = httpx.URL(server.url)
+        assert url.port is not None
+        kept: list[http.client.HTTPConnection] = []
+        while len(kept) < CONNECTIONS and not all(
+            _connections_of(pid, url.port) for pid in first
+        ):
+            kept.append(http.client.HTTPConnection(url.host, url.port))
+            kept[-1].request("GET", "/healthz")
+            kept[-1].getresponse().read()
+        for conn in kept:
+            conn.close()
+        # Stopped, its event loop beats no more, as when it blocks for ever.
+        os.kill(first[0], signal.SIGSTOP)
+
+        def replaced() -> bool:
+            now = server_workers(server.process.pid)
+            return len(now) == 2 and first[0] not in now
+
+        wait_until(replaced, "a new worker in place of the hung one", timeout=20)
+        wait_until(
+            lambda: _answers(f"{server.url}/healthz") == 200, "the new worker serving"
+        )
+        for _ in range(20):  # fresh connections, over both workers
+            assert _answers(f"{server.url}/healthz") == 200
+        # The one still beating is left alone.
+        assert first[1] in server_workers(server.process.pid)
+        assert server.stop() == 0
+    assert f"worker {first[0]} has not answered" in "".join(server.log)
 
 
 def test_workers_whose_supervisor_is_killed_stop_and_write_their_clicks(
