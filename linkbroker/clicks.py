@@ -13,7 +13,8 @@ The writer works at a low priority, pausing often, so that it never keeps a busy
 worker waiting; on a machine busy for long, it may fall behind. A worker then holds
 at most HELD_BATCHES flush batches it has not seen confirmed: past that, redirects
 wait for the writer to catch up, rather than memory growing without end. They
-never wait for a writer that is not running, or whose writes fail.
+never wait for a writer that is not running, whose writes fail, or that has
+confirmed nothing for STALLED_AFTER seconds.
 """
 
 import asyncio
@@ -45,6 +46,9 @@ RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
 HELD_BATCHES = 4
 # At most this often, a worker says that its requests wait for the writer.
 BEHIND_LOG_INTERVAL = 60.0
+# Seconds requests wait for a writer that confirms nothing meanwhile (stopped, or
+# blocked behind a stopped process's lock) before they go on without it.
+STALLED_AFTER = 5.0
 
 
 class ClickRecorder:
@@ -73,7 +77,10 @@ class ClickRecorder:
         self._room = asyncio.Event()
         self._room.set()
         self._held_most = HELD_BATCHES * settings.flush_batch + HANDOFF
-        self._failing = False  # the writer's last commit failed
+        # False once the writer's last commit failed, or it confirmed nothing
+        # for STALLED_AFTER while requests waited: waiting would not help then.
+        self._writing = True
+        self._confirmations = 0
         self._said_behind = -BEHIND_LOG_INTERVAL
 
     async def start(self) -> None:
@@ -169,7 +176,7 @@ class ClickRecorder:
         if self._process is not None:
             _send(self._process, frame)
             behind = self._in_flight >= self._held_most
-            if behind and not (self._stopping or self._failing):
+            if behind and self._writing and not self._stopping:
                 self._wait_for_writer()
         return self._seq
 
@@ -177,6 +184,8 @@ class ClickRecorder:
         if not self.full:
             self.full = True
             self._room.clear()
+            loop = asyncio.get_running_loop()
+            loop.call_later(STALLED_AFTER, self._unless_confirmed, self._confirmations)
         now = time.monotonic()
         if now - self._said_behind >= BEHIND_LOG_INTERVAL:
             self._said_behind = now
@@ -184,6 +193,16 @@ class ClickRecorder:
                 "the click writer is %d clicks behind; redirects wait for it",
                 self._in_flight,
             )
+
+    def _unless_confirmed(self, confirmations: int) -> None:
+        if self.full and self._confirmations == confirmations:
+            logger.error(
+                "the click writer has confirmed nothing for %.0f s; redirects go on "
+                "and %d clicks wait in memory",
+                *(STALLED_AFTER, self.pending()),
+            )
+            self._writing = False
+            self._make_room()
 
     def _make_room(self) -> None:
         self.full = False
@@ -249,13 +268,14 @@ class ClickRecorder:
             if word == b"ok":
                 written = int(rest[0])
                 self.written += written
-                self._failing = False
+                self._writing = True
+                self._confirmations += 1
                 self._confirm(int(through))
                 self._settle(int(through), written)
             else:
                 # Waiting would not help a writer whose writes fail (a full disk,
                 # say): redirects go on, and the clicks wait in memory.
-                self._failing = True
+                self._writing = False
                 self._make_room()
                 self._settle(int(through), 0)
 

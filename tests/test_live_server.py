@@ -159,8 +159,9 @@ def test_a_killed_click_writer_is_replaced_and_no_click_is_lost(
     )
 
 
+@pytest.mark.parametrize("resumed", [True, False])
 def test_redirects_wait_for_a_writer_far_behind_and_lose_no_click(
-    tmp_path: Any,
+    tmp_path: Any, resumed: bool
 ) -> None:
     # Small batches, so that the bound is a few hundred clicks: 4 batches of 10
     # and one hand-over of 256.
@@ -178,12 +179,18 @@ def test_redirects_wait_for_a_writer_far_behind_and_lose_no_click(
                 assert client.get("/promo", headers=BROWSER).status_code == 302
         assert sent >= 4 * 10 + 256
 
-        os.kill(writer, signal.SIGCONT)
+        # Resumed, the writer catches up; left stopped, it confirms nothing for
+        # STALLED_AFTER seconds, and redirects go on without it.
+        if resumed:
+            os.kill(writer, signal.SIGCONT)
         assert fetch(f"{server.url}/promo", headers=BROWSER) == 302
+        os.kill(writer, signal.SIGCONT)
         assert server.stop() == 0
     # The request that waited was recorded before it waited.
     assert _count(settings, "SELECT count(*) FROM clicks") == sent + 1
-    assert "redirects wait for it" in "".join(server.log)
+    log = "".join(server.log)
+    assert "redirects wait for it" in log
+    assert ("has confirmed nothing" in log) is not resumed
 
 
 def test_redirects_go_on_while_the_writer_cannot_write(tmp_path: Any) -> None:
