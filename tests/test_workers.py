@@ -13,6 +13,7 @@ import pytest
 from conftest import settings_in
 from live import (
     BROWSER,
+    LiveServer,
     click_writers,
     fetch,
     live_server,
@@ -81,22 +82,27 @@ def test_connections_opened_together_are_spread_over_the_workers(
     assert len(held) == 2 and min(held) >= 4, held
 
 
+def _wait_replaced(server: LiveServer, gone: int, timeout: float = 30) -> None:
+    """Wait until a new worker stands in for `gone` and both workers serve."""
+
+    def replaced() -> bool:
+        now = server_workers(server.process.pid)
+        return len(now) == 2 and gone not in now
+
+    wait_until(replaced, f"a new worker in place of {gone}", timeout=timeout)
+    wait_until(
+        lambda: _answers(f"{server.url}/healthz") == 200, "the new worker serving"
+    )
+    for _ in range(20):  # fresh connections, over both workers
+        assert _answers(f"{server.url}/healthz") == 200
+
+
 def test_a_worker_that_dies_is_replaced_on_the_same_port(settings: Settings) -> None:
     with live_server(settings, "--workers", "2") as server:
         first = server_workers(server.process.pid)
         assert len(first) == 2
         os.kill(first[0], signal.SIGKILL)
-
-        def replaced() -> bool:
-            now = server_workers(server.process.pid)
-            return len(now) == 2 and first[0] not in now
-
-        wait_until(replaced, "a new worker in place of the killed one")
-        wait_until(
-            lambda: _answers(f"{server.url}/healthz") == 200, "the new worker serving"
-        )
-        for _ in range(20):  # fresh connections, over both workers
-            assert _answers(f"{server.url}/healthz") == 200
+        _wait_replaced(server, first[0])
         assert server.stop() == 0
     assert not running(first[1])
 
@@ -121,17 +127,7 @@ def test_a_hung_worker_is_ended_and_replaced(tmp_path: Path) -> None:
             conn.close()
         # Stopped, its event loop beats no more, as when it blocks for ever.
         os.kill(first[0], signal.SIGSTOP)
-
-        def replaced() -> bool:
-            now = server_workers(server.process.pid)
-            return len(now) == 2 and first[0] not in now
-
-        wait_until(replaced, "a new worker in place of the hung one", timeout=20)
-        wait_until(
-            lambda: _answers(f"{server.url}/healthz") == 200, "the new worker serving"
-        )
-        for _ in range(20):  # fresh connections, over both workers
-            assert _answers(f"{server.url}/healthz") == 200
+        _wait_replaced(server, first[0], timeout=20)
         # The one still beating is left alone.
         assert first[1] in server_workers(server.process.pid)
         assert server.stop() == 0
