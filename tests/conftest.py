@@ -1,7 +1,9 @@
 """Fixtures: real SQLite files and real diskcache folders under tmp_path."""
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -12,6 +14,30 @@ from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
 
 Invoke = Callable[..., Result]
+
+
+def query(db: Path, sql: str, *args: object) -> list[Any]:
+    """Return the rows `sql` selects from the database file `db`, read afresh."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def scalar(db: Path, sql: str, *args: object) -> Any:
+    """Return the one value `sql` selects from the database file `db`."""
+    return query(db, sql, *args)[0][0]
+
+
+def change(db: Path, sql: str) -> None:
+    """Run one statement on the database file `db` and commit it, as another tool."""
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.execute(sql)
+    finally:
+        conn.close()
 
 
 def settings_in(folder: Path, **environ: str) -> Settings:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Invoke
+from conftest import Invoke, query
 from live import fetch, live_server
 
 from linkbroker import database
@@ -19,14 +19,6 @@ from linkbroker.store import LinkStore
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
 # The promise the README makes for a change, a restore included.
 CONSISTENCY_BOUND = 1.0
-
-
-def _query(path: Path, sql: str) -> list[Any]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 class _Clicks:
@@ -66,25 +58,25 @@ def test_a_backup_under_load_holds_every_click_flushed_before_it(
     copy = tmp_path / "backup.db"
     with live_server(settings) as server, _Clicks(f"{server.url}/busy"):
         count = "SELECT count(*) FROM clicks"
-        _wait_for(lambda: _query(settings.db_path, count)[0][0] >= 20)
-        flushed = {row[0] for row in _query(settings.db_path, "SELECT id FROM clicks")}
+        _wait_for(lambda: query(settings.db_path, count)[0][0] >= 20)
+        flushed = {row[0] for row in query(settings.db_path, "SELECT id FROM clicks")}
 
         result = cli("backup", str(copy))
         assert result.exit_code == 0, result.output
         # The server kept writing while the copy was taken.
-        _wait_for(lambda: _query(settings.db_path, count)[0][0] > len(flushed))
+        _wait_for(lambda: query(settings.db_path, count)[0][0] > len(flushed))
 
-    copied = {row[0] for row in _query(copy, "SELECT id FROM clicks")}
+    copied = {row[0] for row in query(copy, "SELECT id FROM clicks")}
     assert flushed <= copied
-    assert _query(copy, "PRAGMA integrity_check") == [("ok",)]
-    assert _query(copy, "PRAGMA journal_mode") == [("delete",)]
+    assert query(copy, "PRAGMA integrity_check") == [("ok",)]
+    assert query(copy, "PRAGMA journal_mode") == [("delete",)]
     assert not copy.with_name(copy.name + "-wal").exists()
 
     # Restored, the database holds exactly the copy: every click flushed before
     # the backup began, and the link's counter in step with its raw clicks.
     result = cli("restore", str(copy), "--yes")
     assert result.exit_code == 0, result.output
-    restored = {row[0] for row in _query(settings.db_path, "SELECT id FROM clicks")}
+    restored = {row[0] for row in query(settings.db_path, "SELECT id FROM clicks")}
     assert restored == copied
     assert store.get("busy").clicks == len(copied)
 
@@ -140,7 +132,7 @@ def test_restore_asks_first_and_keeps_the_replaced_database(
     kept = list(settings.db_path.parent.glob("links.db.before-restore-*"))
     assert len(kept) == 1
     assert str(kept[0]) in result.stdout
-    slugs = {row[0] for row in _query(kept[0], "SELECT slug FROM links")}
+    slugs = {row[0] for row in query(kept[0], "SELECT slug FROM links")}
     assert slugs == {"old", "new"}
     assert not list(settings.db_path.parent.glob(".restore-*"))
 
@@ -148,7 +140,7 @@ def test_restore_asks_first_and_keeps_the_replaced_database(
     assert cli("restore", str(copy), "--yes").exit_code == 0
     again = set(settings.db_path.parent.glob("links.db.before-restore-*"))
     assert len(again) == 2 and kept[0] in again
-    slugs = {row[0] for row in _query(kept[0], "SELECT slug FROM links")}
+    slugs = {row[0] for row in query(kept[0], "SELECT slug FROM links")}
     assert slugs == {"old", "new"}
 
 
@@ -221,7 +213,7 @@ def test_an_older_schema_is_brought_up_to_date(
 
     assert result.exit_code == 0, result.output
     assert store.get("edge").clicks == 9
-    assert _query(edge, "PRAGMA user_version") == [(0,)]  # the source is untouched
+    assert query(edge, "PRAGMA user_version") == [(0,)]  # the source is untouched
 
 
 def _location(url: str) -> str | None:

@@ -1,12 +1,11 @@
 """Export and import: round trips, every format, bad rows, re-runs and dry runs."""
 
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Invoke
+from conftest import Invoke, query
 from typer.testing import CliRunner, Result
 
 from linkbroker.cli import app
@@ -36,14 +35,6 @@ def _summary(stdout: str, label: str) -> int:
     found = re.search(rf"│ {label}[^│\n]*│\s*([\d,]+)", stdout)
     assert found is not None, stdout
     return int(found.group(1).replace(",", ""))
-
-
-def _rows(settings: Settings, sql: str) -> list[Any]:
-    conn = sqlite3.connect(settings.db_path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -230,8 +221,9 @@ def test_every_format_is_recognised_and_imported(
 
     stored = {
         slug: (destination, created, clicks)
-        for slug, destination, created, clicks in _rows(
-            settings, "SELECT slug, destination_url, created_at, clicks FROM links"
+        for slug, destination, created, clicks in query(
+            settings.db_path,
+            "SELECT slug, destination_url, created_at, clicks FROM links",
         )
     }
     for slug, (destination, created, clicks) in expected.items():
@@ -246,8 +238,8 @@ def test_rows_without_a_slug_get_one_and_are_not_made_twice(
 ) -> None:
     for _ in range(2):
         assert cli("import", str(FIXTURES / "plain_header.csv")).exit_code == 0
-    found = _rows(
-        settings,
+    found = query(
+        settings.db_path,
         "SELECT slug FROM links "
         "WHERE destination_url = 'https://example.com/generated'",
     )
@@ -271,7 +263,7 @@ def test_bad_rows_are_reported_with_line_slug_and_reason(
     assert errors[3].startswith("line 6: slug 'local': ")
     assert "private" in errors[3]
     # The good rows are in, and the summary says what was left out.
-    assert sorted(s for (s,) in _rows(settings, "SELECT slug FROM links")) == [
+    assert sorted(s for (s,) in query(settings.db_path, "SELECT slug FROM links")) == [
         "also-good",
         "good",
     ]
@@ -281,11 +273,11 @@ def test_bad_rows_are_reported_with_line_slug_and_reason(
 def test_a_second_run_changes_nothing(cli: Invoke, settings: Settings) -> None:
     source = str(FIXTURES / "d1_export.sql")
     assert cli("import", source).exit_code == 0
-    before = _rows(settings, "SELECT * FROM links ORDER BY rowid")
+    before = query(settings.db_path, "SELECT * FROM links ORDER BY rowid")
 
     again = cli("import", source)
     assert again.exit_code == 0
-    assert _rows(settings, "SELECT * FROM links ORDER BY rowid") == before
+    assert query(settings.db_path, "SELECT * FROM links ORDER BY rowid") == before
     assert _summary(again.stdout, "skipped, already present") == 4
     assert _summary(again.stdout, "imported") == 0
 
@@ -323,10 +315,10 @@ def test_dry_run_reports_the_same_and_changes_nothing(
     cli: Invoke, store: LinkStore, settings: Settings
 ) -> None:
     store.create("https://example.com/mine", "promo")
-    before = _rows(settings, "SELECT * FROM links")
+    before = query(settings.db_path, "SELECT * FROM links")
 
     dry = cli("import", "--dry-run", str(FIXTURES / "plain_header.csv"))
-    assert _rows(settings, "SELECT * FROM links") == before
+    assert query(settings.db_path, "SELECT * FROM links") == before
     real = cli("import", str(FIXTURES / "plain_header.csv"))
 
     assert dry.exit_code == real.exit_code == 1
@@ -389,8 +381,8 @@ def test_link_lines_at_their_defaults_keep_every_check(
     errors = result.stderr.splitlines()
     assert errors[0].startswith("line 3: slug 'flag': bot_clicks False")
     assert errors[1].startswith("line 4: slug 'real': redirect_status 302.0")
-    stored = _rows(
-        settings,
+    stored = query(
+        settings.db_path,
         "SELECT slug, clicks, redirect_status, max_clicks, limit_used FROM links "
         "ORDER BY rowid",
     )
@@ -426,7 +418,7 @@ def test_values_of_the_right_shape_but_no_meaning_are_bad_rows(
     assert "Traceback" not in result.output
     assert result.stderr.startswith("line 2: slug 'odd': ")
     assert reason in result.stderr
-    assert _rows(settings, "SELECT slug FROM links") == [("fine",)]
+    assert query(settings.db_path, "SELECT slug FROM links") == [("fine",)]
 
 
 def test_times_before_the_year_1000_keep_four_digits(
@@ -440,7 +432,9 @@ def test_times_before_the_year_1000_keep_four_digits(
         "utf-8",
     )
     assert cli("import", str(source)).exit_code == 0
-    assert _rows(settings, "SELECT created_at FROM links") == [("0999-01-01 00:00:00",)]
+    assert query(settings.db_path, "SELECT created_at FROM links") == [
+        ("0999-01-01 00:00:00",)
+    ]
     # The stored form reads back as it is: a second run changes nothing.
     again = cli("import", str(source))
     assert again.exit_code == 0, again.output
@@ -465,7 +459,7 @@ def test_a_d1_time_out_of_range_is_a_bad_row(
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.stderr.startswith("line 2: slug 'odd': created_at")
-    assert _rows(settings, "SELECT slug, clicks FROM links") == [("fine", 2)]
+    assert query(settings.db_path, "SELECT slug, clicks FROM links") == [("fine", 2)]
 
 
 def test_an_unreadable_file_is_one_clear_error(cli: Invoke, tmp_path: Path) -> None:

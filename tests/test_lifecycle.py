@@ -3,10 +3,10 @@
 import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
+from conftest import query
 
 from linkbroker import lifecycle, slugs
 from linkbroker.errors import InvalidDestination, InvalidTerms, LinkNotFound, SlugTaken
@@ -22,14 +22,6 @@ PAST = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 def _expired() -> str | None:
     # An expiry computed from a moment long gone: already past when stored.
     return lifecycle.expiry("1h", None, now=PAST)
-
-
-def _rows(settings: Settings, sql: str, *args: object) -> list[Any]:
-    conn = sqlite3.connect(settings.db_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 # Reading terms
@@ -202,7 +194,7 @@ def test_purge_removes_the_link_its_clicks_history_and_tombstone(
 
     assert store.purge("p").slug == "p"
     for table in ("links", "clicks", "daily_clicks", "link_history"):
-        assert _rows(settings, f"SELECT * FROM {table} WHERE slug = 'p'") == []
+        assert query(settings.db_path, f"SELECT * FROM {table} WHERE slug = 'p'") == []
     assert store.create("https://example.com/again", "p").slug == "p"
     with pytest.raises(LinkNotFound):
         store.purge("never")

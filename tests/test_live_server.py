@@ -2,7 +2,6 @@
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -11,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import settings_in
+from conftest import scalar, settings_in
 from live import (
     BROWSER,
     CONSISTENCY_BOUND,
@@ -25,14 +24,6 @@ from live import (
 
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
-
-
-def _count(settings: Settings, sql: str) -> Any:
-    conn = sqlite3.connect(settings.db_path)
-    try:
-        return conn.execute(sql).fetchone()[0]
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -57,14 +48,14 @@ def test_one_worker_serves_and_exits_0_on_sigterm(
     assert str(settings.cache_dir) in log
     assert "with 1 worker" in log
     assert "GET /promo" not in log  # no access log unless asked
-    assert _count(settings, "SELECT count(*) FROM clicks") == 2
+    assert scalar(settings.db_path, "SELECT count(*) FROM clicks") == 2
 
 
 def test_sigint_also_stops_gracefully(settings: Settings, promo: str) -> None:
     with live_server(settings) as server:
         httpx.get(f"{server.url}/promo", headers=BROWSER)
         assert server.stop(signal.SIGINT) == 0
-    assert _count(settings, "SELECT clicks FROM links") == 1
+    assert scalar(settings.db_path, "SELECT clicks FROM links") == 1
 
 
 def test_a_hangup_to_the_group_stops_gracefully(settings: Settings, promo: str) -> None:
@@ -73,7 +64,7 @@ def test_a_hangup_to_the_group_stops_gracefully(settings: Settings, promo: str) 
         # A closed terminal hangs up the server and its click writer together.
         os.killpg(server.process.pid, signal.SIGHUP)
         assert server.process.wait(timeout=30) == 0
-    assert _count(settings, "SELECT clicks FROM links") == 1
+    assert scalar(settings.db_path, "SELECT clicks FROM links") == 1
     assert "lost" not in "".join(server.log)
 
 
@@ -98,7 +89,10 @@ def test_forwarded_for_counts_only_from_the_proxies_the_settings_trust(
             headers = {**BROWSER, "X-Forwarded-For": forwarded}
             assert fetch(f"{server.url}/promo", headers=headers) == 302
         assert server.stop() == 0
-    assert _count(settings, "SELECT count(DISTINCT visitor) FROM clicks") == visitors
+    assert (
+        scalar(settings.db_path, "SELECT count(DISTINCT visitor) FROM clicks")
+        == visitors
+    )
 
 
 def _hit(url: str, count: int, statuses: list[int]) -> None:
@@ -128,10 +122,13 @@ def test_every_click_is_written_by_two_workers_after_sigterm(
         assert server.stop(signal.SIGTERM) == 0
 
     assert statuses == [302] * threads * per_thread
-    assert _count(settings, "SELECT count(*) FROM clicks") == threads * per_thread
-    assert _count(settings, "SELECT clicks FROM links") == threads * per_thread
     assert (
-        _count(settings, "SELECT sum(human) FROM daily_clicks") == threads * per_thread
+        scalar(settings.db_path, "SELECT count(*) FROM clicks") == threads * per_thread
+    )
+    assert scalar(settings.db_path, "SELECT clicks FROM links") == threads * per_thread
+    assert (
+        scalar(settings.db_path, "SELECT sum(human) FROM daily_clicks")
+        == threads * per_thread
     )
     assert "database is locked" not in "".join(server.log)
     assert not any(running(pid) for pid in writers)
@@ -153,7 +150,7 @@ def test_a_killed_click_writer_is_replaced_and_no_click_is_lost(
         assert server.stop(signal.SIGTERM) == 0
 
     assert statuses == [302] * 60
-    assert _count(settings, "SELECT count(*) FROM clicks") == 60
+    assert scalar(settings.db_path, "SELECT count(*) FROM clicks") == 60
     assert f"the click writer (pid {first}) exited with status -9" in "".join(
         server.log
     )
@@ -187,7 +184,7 @@ def test_redirects_wait_for_a_writer_far_behind_and_lose_no_click(
         os.kill(writer, signal.SIGCONT)
         assert server.stop() == 0
     # The request that waited was recorded before it waited.
-    assert _count(settings, "SELECT count(*) FROM clicks") == sent + 1
+    assert scalar(settings.db_path, "SELECT count(*) FROM clicks") == sent + 1
     log = "".join(server.log)
     assert "redirects wait for it" in log
     assert ("has confirmed nothing" in log) is not resumed
@@ -210,7 +207,7 @@ def test_redirects_go_on_while_the_writer_cannot_write(tmp_path: Any) -> None:
         with LinkStore(settings) as store:
             store.conn.execute("DROP TRIGGER refuse")
         assert server.stop() == 0
-    assert _count(settings, "SELECT count(*) FROM clicks") == sent
+    assert scalar(settings.db_path, "SELECT count(*) FROM clicks") == sent
 
 
 def test_a_click_writer_stops_when_its_worker_is_killed(

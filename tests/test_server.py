@@ -1,13 +1,12 @@
 """Every route and error of the ASGI app, in process through httpx."""
 
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Invoke
+from conftest import Invoke, change, query
 
 from linkbroker.server import App
 from linkbroker.settings import Settings
@@ -40,14 +39,6 @@ async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://s.test", headers={"user-agent": BROWSER}
     ) as opened:
         yield opened
-
-
-def _rows(settings: Settings, sql: str) -> list[Any]:
-    conn = sqlite3.connect(settings.db_path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -156,8 +147,8 @@ async def test_a_human_click_is_recorded(
     await client.get("/promo", headers={"referer": "https://news.example/item?id=1"})
     assert await app._recorder().flush() == 1
 
-    [row] = _rows(
-        settings,
+    [row] = query(
+        settings.db_path,
         "SELECT slug, referrer_host, user_agent, is_bot, bot_reason, visitor, "
         "clicked_at FROM clicks",
     )
@@ -172,8 +163,8 @@ async def test_a_human_click_is_recorded(
     assert "203.0.113.7" not in visitor
     assert len(visitor) == 16
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", clicked_at)
-    assert _rows(settings, "SELECT clicks, bot_clicks FROM links") == [(1, 0)]
-    assert _rows(settings, "SELECT human, bot FROM daily_clicks") == [(1, 0)]
+    assert query(settings.db_path, "SELECT clicks, bot_clicks FROM links") == [(1, 0)]
+    assert query(settings.db_path, "SELECT human, bot FROM daily_clicks") == [(1, 0)]
 
 
 BOTS = [
@@ -210,11 +201,13 @@ async def test_bots_and_previews_are_recorded_apart(
     assert response.status_code == 302
     await app._recorder().flush()
 
-    [(is_bot, reason)] = _rows(settings, "SELECT is_bot, bot_reason FROM clicks")
+    [(is_bot, reason)] = query(
+        settings.db_path, "SELECT is_bot, bot_reason FROM clicks"
+    )
     assert is_bot == 1
     assert reason
-    assert _rows(settings, "SELECT clicks, bot_clicks FROM links") == [(0, 1)]
-    assert _rows(settings, "SELECT human, bot FROM daily_clicks") == [(0, 1)]
+    assert query(settings.db_path, "SELECT clicks, bot_clicks FROM links") == [(0, 1)]
+    assert query(settings.db_path, "SELECT human, bot FROM daily_clicks") == [(0, 1)]
 
 
 async def test_head_is_never_a_human_click(
@@ -222,10 +215,10 @@ async def test_head_is_never_a_human_click(
 ) -> None:
     await client.head("/promo")
     await app._recorder().flush()
-    assert _rows(settings, "SELECT is_bot, bot_reason FROM clicks") == [
+    assert query(settings.db_path, "SELECT is_bot, bot_reason FROM clicks") == [
         (1, "HEAD request")
     ]
-    assert _rows(settings, "SELECT clicks FROM links") == [(0,)]
+    assert query(settings.db_path, "SELECT clicks FROM links") == [(0,)]
 
 
 async def test_not_found_and_refused_requests_are_not_clicks(
@@ -243,9 +236,9 @@ async def test_clicks_wait_in_memory_until_the_flush(
     for _ in range(5):
         await client.get("/promo")
     assert app._recorder().pending() == 5
-    assert _rows(settings, "SELECT count(*) FROM clicks") == [(0,)]
+    assert query(settings.db_path, "SELECT count(*) FROM clicks") == [(0,)]
     assert await app._recorder().flush() == 5
-    assert _rows(settings, "SELECT clicks FROM links") == [(5,)]
+    assert query(settings.db_path, "SELECT clicks FROM links") == [(5,)]
 
 
 async def test_a_failed_flush_keeps_its_clicks(
@@ -257,16 +250,16 @@ async def test_a_failed_flush_keeps_its_clicks(
         "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
     )
     recorder = app._recorder()
-    _rows(settings, refuse)
+    query(settings.db_path, refuse)
     await client.get("/promo")
     assert await recorder.flush() == 0
     assert recorder.pending() == 1
 
     await client.get("/promo")
-    _rows(settings, "DROP TRIGGER refuse")
+    query(settings.db_path, "DROP TRIGGER refuse")
     assert await recorder.flush() == 2
     assert recorder.pending() == 0
-    assert _rows(settings, "SELECT clicks FROM links") == [(2,)]
+    assert query(settings.db_path, "SELECT clicks FROM links") == [(2,)]
 
 
 async def test_forwarded_for_is_ignored_from_untrusted_peers(
@@ -275,7 +268,7 @@ async def test_forwarded_for_is_ignored_from_untrusted_peers(
     await client.get("/promo", headers={"x-forwarded-for": "198.51.100.1"})
     await client.get("/promo", headers={"x-forwarded-for": "198.51.100.2"})
     await app._recorder().flush()
-    visitors = {row[0] for row in _rows(settings, "SELECT visitor FROM clicks")}
+    visitors = {row[0] for row in query(settings.db_path, "SELECT visitor FROM clicks")}
     assert len(visitors) == 1  # both came from the same untrusted peer
 
 
@@ -299,7 +292,8 @@ async def test_forwarded_for_is_honoured_from_trusted_proxies(tmp_path: Any) -> 
             )
     await app.shutdown()
     visitors = [
-        row[0] for row in _rows(settings, "SELECT visitor FROM clicks ORDER BY id")
+        row[0]
+        for row in query(settings.db_path, "SELECT visitor FROM clicks ORDER BY id")
     ]
     assert visitors[0] == visitors[2] != visitors[1]
 
@@ -316,7 +310,7 @@ async def test_shutdown_flushes_every_pending_click(settings: Settings) -> None:
         for _ in range(25):
             await client.get("/s", headers={"user-agent": BROWSER})
     await app.shutdown()
-    assert _rows(settings, "SELECT clicks FROM links") == [(25,)]
+    assert query(settings.db_path, "SELECT clicks FROM links") == [(25,)]
 
 
 async def test_a_delete_elsewhere_is_served_after_a_refresh(
@@ -344,13 +338,11 @@ async def test_storage_failure_is_a_503_not_a_500(
 async def test_a_non_ascii_destination_from_an_older_database_is_served_encoded(
     app: App, client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    conn = sqlite3.connect(settings.db_path)
-    conn.execute(
+    change(
+        settings.db_path,
         "INSERT INTO links (slug, destination_url) "
-        "VALUES ('leg', 'https://exämple.com/ü')"
+        "VALUES ('leg', 'https://exämple.com/ü')",
     )
-    conn.commit()
-    conn.close()
     response = await client.get("/leg")
     assert response.status_code == 302
     assert response.headers["location"] == "https://xn--exmple-cua.com/%C3%BC"
@@ -386,19 +378,17 @@ async def test_clicks_waiting_for_a_purged_link_leave_no_trace(
         report = link_report(store, "promo")
     assert sum(day["human"] for day in report["daily"]) == 0
     assert report["top_referrers"] == []
-    assert _rows(settings, "SELECT count(*) FROM clicks") == [(0,)]
+    assert query(settings.db_path, "SELECT count(*) FROM clicks") == [(0,)]
 
 
 async def test_an_expiry_another_tool_wrote_unreadably_is_not_served(
     settings: Settings, client: httpx.AsyncClient, cli: Invoke
 ) -> None:
-    conn = sqlite3.connect(settings.db_path)
-    conn.execute(
+    change(
+        settings.db_path,
         "INSERT INTO links (slug, destination_url, expires_at) "
-        "VALUES ('odd', 'https://example.com/', '2024-02-30 10:00:00')"
+        "VALUES ('odd', 'https://example.com/', '2024-02-30 10:00:00')",
     )
-    conn.commit()
-    conn.close()
 
     assert (await client.get("/odd")).status_code == 404
     result = cli("disable", "odd")

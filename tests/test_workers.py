@@ -3,14 +3,13 @@
 import http.client
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import settings_in
+from conftest import scalar, settings_in
 from live import (
     BROWSER,
     LiveServer,
@@ -151,7 +150,7 @@ def test_workers_whose_supervisor_is_killed_stop_and_write_their_clicks(
         # Orphaned, each worker stops gracefully: its clicks written, its click
         # writer gone, the port free for the next server.
         wait_until(lambda: not any(map(running, [*left, *writers])), "orphans to stop")
-    assert _count(settings, "SELECT count(*) FROM clicks") == 20
+    assert scalar(settings.db_path, "SELECT count(*) FROM clicks") == 20
     with live_server(settings, "--port", str(httpx.URL(server.url).port)) as again:
         assert _answers(f"{again.url}/healthz") == 200
 
@@ -165,7 +164,7 @@ def test_a_hangup_stops_the_workers_gracefully(settings: Settings) -> None:
         # A closed terminal sends the hangup to the whole group.
         os.killpg(server.process.pid, signal.SIGHUP)
         assert server.process.wait(timeout=30) == 0
-    assert _count(settings, "SELECT count(*) FROM clicks") == 10
+    assert scalar(settings.db_path, "SELECT count(*) FROM clicks") == 10
 
 
 def test_a_port_in_use_is_refused_even_by_another_linkbroker(
@@ -180,14 +179,6 @@ def test_a_port_in_use_is_refused_even_by_another_linkbroker(
         with refused, live_server(other, "--workers", "2", "--port", port):
             pass
         assert server.stop() == 0
-
-
-def _count(settings: Settings, sql: str) -> int:
-    conn = sqlite3.connect(settings.db_path)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
-    finally:
-        conn.close()
 
 
 def _answers(url: str) -> int:
