@@ -58,6 +58,10 @@ def variant(spec: str, workers: int, folder: Path) -> tuple[list[str], dict[str,
     if name == "bare":
         return load.bare_serve(workers), {}
     env = load.make_links(folder, 1000)
+    # `python -m` puts the working directory first on sys.path, ahead of
+    # PYTHONPATH: run from a checkout, every variant would import the checkout's
+    # linkbroker, the server and its click writers alike.
+    env["PYTHONSAFEPATH"] = "1"
     for assignment in filter(None, assignments.split(",")):
         key, _, value = assignment.partition("=")
         env[key] = value
