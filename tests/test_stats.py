@@ -4,7 +4,7 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import Invoke
+from conftest import Invoke, query
 
 from linkbroker import clickdb
 from linkbroker.clickdb import CHUNK, ClickWriter, RawClick
@@ -154,6 +154,7 @@ def test_every_raw_row_keeps_its_own_values_in_their_columns(
         for n in range(count)
     ]
     clicks[5] = (*clicks[5][:2], True, *clicks[5][3:])  # a HEAD request
+    clicks[6] = (*clicks[6][:4], b"", *clicks[6][5:])  # no referrer
     writer = ClickWriter(settings)
     assert writer.write(clicks) == count
     writer.close()
@@ -166,7 +167,27 @@ def test_every_raw_row_keeps_its_own_values_in_their_columns(
     assert len(rows) == count
     for n, (slug, at, host, agent, is_bot, reason, visitor) in enumerate(rows):
         clicked = dt.datetime.fromtimestamp(clicks[n][1], dt.UTC)
-        assert (slug, host, agent) == ("a", f"r{n}.example", f"Agent/{n}")
+        expected_host = None if n == 6 else f"r{n}.example"
+        assert (slug, host, agent) == ("a", expected_host, f"Agent/{n}")
         assert at == clicked.strftime("%Y-%m-%d %H:%M:%S.") + at[-3:]
         assert (is_bot, reason) == ((1, "HEAD request") if n == 5 else (0, None))
         assert len(visitor) == 16
+
+
+def test_a_visitor_hashes_apart_each_day_and_alike_within_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LinkStore(settings) as store:
+        store.create("https://example.com/a", "a")
+    # Descriptions of requests are remembered; a full memo starts again.
+    monkeypatch.setattr(clickdb, "DESCRIBED", 2)
+    clicks = [_click("a", days_ago) for days_ago in (1, 0, 1, 0)]
+    clicks += [_click("a", 0, agent=b"Agent/%d" % n) for n in range(5)]
+    writer = ClickWriter(settings)
+    writer.write(clicks)
+    writer.close()
+
+    rows = query(settings.db_path, "SELECT visitor FROM clicks ORDER BY id")
+    visitors = [visitor for (visitor,) in rows]
+    assert visitors[0] == visitors[2] != visitors[1] == visitors[3]
+    assert set(visitors[4:]) == {visitors[1]}  # the agent is not part of it
