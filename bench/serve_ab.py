@@ -9,7 +9,7 @@ an older tree (`git archive REV linkbroker | tar -x -C /tmp/old`),
 serve_load.py serves it. For every run it prints requests a second and p99 under
 wrk (1 thread, 32 connections), and the CPU time per request of the workers, of
 their click writers and of wrk, read from /proc around the run, with the time the
-workers spent runnable but waiting for a core.
+workers spent runnable but waiting for a core and how often they were preempted.
 
 Run by hand (needs wrk):
     python bench/serve_ab.py --workers 2 --rounds 3 bare new old:PYTHONPATH=/tmp/old
@@ -38,6 +38,7 @@ class Sample:
     writer_us: float
     wrk_us: float
     waiting_ms: float  # a second, summed over the workers
+    preempted: float  # the workers' involuntary context switches, per 1,000 requests
     rss_mib: float
 
 
@@ -50,6 +51,14 @@ def cpu_seconds(pid: int) -> float:
 def run_queue_seconds(pid: int) -> float:
     """Return the time `pid` has spent runnable, waiting for a core."""
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+def preemptions(pid: int) -> int:
+    """Return how often `pid` was switched out while it could still run."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
 
 
 def variant(spec: str, workers: int, folder: Path) -> tuple[list[str], dict[str, str]]:
@@ -77,10 +86,12 @@ def sample(argv: list[str], env: dict[str, str], seconds: int, tmp: Path) -> Sam
         writers = load.writer_pids(workers)
         before = {pid: cpu_seconds(pid) for pid in workers + writers}
         waited = sum(map(run_queue_seconds, workers))
+        preempted = sum(map(preemptions, workers))
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         busy = load.wrk(port, 32, seconds, 1000, tmp / "busy.json")
         after = {pid: cpu_seconds(pid) for pid in workers + writers}
         waited = sum(map(run_queue_seconds, workers)) - waited
+        preempted = sum(map(preemptions, workers)) - preempted
         done = resource.getrusage(resource.RUSAGE_CHILDREN)
         rss = load.peak_rss_mib(workers)
     finally:
@@ -98,6 +109,7 @@ def sample(argv: list[str], env: dict[str, str], seconds: int, tmp: Path) -> Sam
         per_request(writers),
         1e6 * wrk_seconds / busy.requests,
         1000 * waited / seconds,
+        1000 * preempted / busy.requests,
         rss,
     )
 
@@ -107,7 +119,8 @@ def show(label: str, s: Sample) -> str:
     return (
         f"{label:<28}{s.rps:>9,.0f} req/s  p99 {s.p99_ms:5.2f} ms  "
         f"CPU us/request: workers {s.worker_us:5.1f}, writers {s.writer_us:4.1f}, "
-        f"wrk {s.wrk_us:5.1f}  waiting {s.waiting_ms:4.0f} ms/s  "
+        f"wrk {s.wrk_us:5.1f}  waiting {s.waiting_ms:4.0f} ms/s, "
+        f"preempted {s.preempted:4.0f}/1000  "
         f"RSS {s.rss_mib:.1f} MiB"
     )
 
