@@ -207,8 +207,7 @@ class ClickWriter:
                 last, stamp = second, _stamp(second)
                 day = stamp[:10]
             request = (agent, referrer, forwarded_for, peer, head, day)
-            found = described.get(request) or describe(request)
-            columns, is_bot, source = found
+            columns, is_bot, source = described.get(request) or describe(request)
             extend((slug, stamp + _MILLISECONDS[int(at * 1000) % 1000], *columns))
             counts[slug, day, is_bot, source] += 1
         return values
