@@ -38,8 +38,10 @@ def test_one_custom_slug_raced_by_many_processes_has_one_winner(
 
     winners = [r for r in results if r[0] == 0]
     losers = [r for r in results if r[0] != 0]
-    assert len(winners) == 1
-    assert all(code == 1 and "'prize' is taken" in err for code, _, err in losers)
+    assert len(winners) == 1, results
+    assert all(code == 1 and "'prize' is taken" in err for code, _, err in losers), (
+        losers
+    )
     assert all("Traceback" not in err for _, _, err in results)
     with LinkStore(settings) as store:
         assert store.count() == 1

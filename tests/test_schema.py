@@ -2,6 +2,7 @@
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,31 @@ def test_rows_from_older_databases_are_served_only_in_a_safe_form(
     with LinkStore(settings) as store:
         assert store.resolve("uni") == Target("https://xn--exmple-cua.com/%C3%BC")
         assert store.resolve("js") is None
+
+
+def test_a_new_file_another_connection_is_writing_opens_once_it_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection in the middle of a write to a new file, still in rollback-journal
+    # mode, as when several processes open it at once: SQLite refuses the switch
+    # to WAL at once, whatever the busy timeout.
+    path = tmp_path / "links.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN")
+    holder.execute("CREATE TABLE other (x)")
+    waits: list[float] = []
+
+    def finish_the_write(seconds: float) -> None:
+        waits.append(seconds)
+        if holder.in_transaction:
+            holder.execute("COMMIT")
+
+    # Its pause between tries is where the other connection finishes.
+    monkeypatch.setattr(time, "sleep", finish_the_write)
+    conn = database.connect(path)
+    holder.close()
+
+    assert waits  # refused once, then tried again once the write was done
+    assert database.schema_version(conn) == database.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
