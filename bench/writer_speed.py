@@ -53,8 +53,11 @@ def frames(clicks: int, links: int, visitors: int, per_commit: int) -> bytes:
     return b"".join(out)
 
 
-def run(data: bytes, env: dict[str, str]) -> tuple[float, float]:
-    """Feed `data` to a writer; return its user and system seconds after ready."""
+def run(data: bytes, env: dict[str, str]) -> tuple[float, float, float]:
+    """Feed `data` to a writer; return its user and system seconds after ready.
+
+    And its peak resident memory in MiB, over its whole life.
+    """
     writer = subprocess.Popen(
         [sys.executable, "-m", "linkbroker.clickwriter"],
         env={**os.environ, **env},
@@ -73,7 +76,7 @@ def run(data: bytes, env: dict[str, str]) -> tuple[float, float]:
     _, status, usage = os.wait4(writer.pid, 0)
     if status != 0:
         raise RuntimeError(f"the click writer exited with status {status}")
-    return usage.ru_utime - user, usage.ru_stime - system
+    return usage.ru_utime - user, usage.ru_stime - system, usage.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -86,24 +89,25 @@ def main() -> int:
     args = parser.parse_args()
 
     data = frames(args.clicks, args.links, args.visitors, args.per_commit)
-    times: list[tuple[float, float]] = []
+    times: list[tuple[float, float, float]] = []
     for round_ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="linkbroker-writer-") as folder:
             env = load.make_links(Path(folder), args.links)
-            user, system = run(data, env)
+            user, system, peak = run(data, env)
             written = load.recorded_clicks(env)
         if written != args.clicks:
             print(f"round {round_}: {written} clicks written of {args.clicks}")
             return 1
-        times.append((user, system))
+        times.append((user, system, peak))
         print(
             f"round {round_}: {1e6 * (user + system) / args.clicks:.2f} us a click "
             f"(user {1e6 * user / args.clicks:.2f}, system "
-            f"{1e6 * system / args.clicks:.2f})"
+            f"{1e6 * system / args.clicks:.2f}), peak RSS {peak:.1f} MiB"
         )
-    user, system = (statistics.median(part) for part in zip(*times, strict=True))
+    user, system, peak = (statistics.median(part) for part in zip(*times, strict=True))
     print(
         f"median: {1e6 * (user + system) / args.clicks:.2f} us of CPU a click, "
+        f"peak RSS {peak:.1f} MiB, "
         f"{args.clicks:,} clicks over {args.links:,} links from "
         f"{args.visitors:,} visitor(s), every click written"
     )
