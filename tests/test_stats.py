@@ -2,9 +2,10 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
-from conftest import Invoke, query
+from conftest import Invoke, query, settings_in
 
 from linkbroker import clickdb
 from linkbroker.clickdb import CHUNK, ClickWriter, RawClick
@@ -185,9 +186,31 @@ def test_a_visitor_hashes_apart_each_day_and_alike_within_it(
     clicks += [_click("a", 0, agent=b"Agent/%d" % n) for n in range(5)]
     writer = ClickWriter(settings)
     writer.write(clicks)
+    assert len(writer._described) <= 2
     writer.close()
 
     rows = query(settings.db_path, "SELECT visitor FROM clicks ORDER BY id")
     visitors = [visitor for (visitor,) in rows]
     assert visitors[0] == visitors[2] != visitors[1] == visitors[3]
     assert set(visitors[4:]) == {visitors[1]}  # the agent is not part of it
+
+
+def test_requests_alike_but_for_one_part_are_told_apart(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path, trusted_proxies="192.0.2.0/24")
+    with LinkStore(settings) as store:
+        store.create("https://example.com/a", "a")
+    base = _click("a", 0)
+    head = (*base[:2], True, *base[3:])
+    peer = (*base[:6], "203.0.113.5")
+    forwarded = [(*base[:5], b"198.51.100.%d" % n, base[6]) for n in (7, 8, 7)]
+    writer = ClickWriter(settings)
+    writer.write([base, head, base, peer, *forwarded])
+    writer.close()
+
+    rows = query(settings.db_path, "SELECT bot_reason, visitor FROM clicks ORDER BY id")
+    reasons = [reason for reason, _ in rows]
+    visitors = [visitor for _, visitor in rows]
+    assert reasons == [None, "HEAD request", None, None, None, None, None]
+    assert visitors[0] == visitors[1] == visitors[2]
+    assert len({visitors[0], visitors[3], visitors[4], visitors[5]}) == 4
+    assert visitors[4] == visitors[6]
