@@ -68,11 +68,22 @@ def _unusable_as(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
+        if _is_busy(exc):
+            raise StorageError(
+                f"The database {str(path)!r} stayed locked by another process for "
+                f"{BUSY_TIMEOUT_MS / 1000:g} s ({exc}); let it finish, or stop it, "
+                "and try again.",
+                path,
+            ) from exc
         raise StorageError(
             f"The file {str(path)!r} is not a usable linkbroker database ({exc}); "
             "point LINKBROKER_DB at another file or restore a backup.",
             path,
         ) from exc
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
@@ -88,9 +99,7 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
-            if time.monotonic() >= deadline:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(pause)
         pause = min(2 * pause, WAL_RETRY_MOST)

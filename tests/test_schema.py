@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from linkbroker import database
+from linkbroker.errors import StorageError
 from linkbroker.model import Target
 from linkbroker.settings import Settings
 from linkbroker.store import LinkStore
@@ -177,3 +178,18 @@ def test_a_new_file_another_connection_is_writing_opens_once_it_is_done(
     assert database.schema_version(conn) == database.SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
+
+
+def test_a_database_locked_for_longer_than_the_busy_timeout_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "links.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 200)
+    try:
+        with pytest.raises(StorageError, match="stayed locked by another process"):
+            database.connect(path)
+    finally:
+        holder.close()
+    assert database.peek_version(path) == 0  # nothing was written meanwhile
