@@ -152,6 +152,14 @@ def test_rows_from_older_databases_are_served_only_in_a_safe_form(
         assert store.resolve("js") is None
 
 
+def _holding(path: Path, *statements: str) -> sqlite3.Connection:
+    """Return another connection to `path`, left holding the locks `statements` take."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    for statement in statements:
+        holder.execute(statement)
+    return holder
+
+
 def test_a_new_file_another_connection_is_writing_opens_once_it_is_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,9 +167,7 @@ def test_a_new_file_another_connection_is_writing_opens_once_it_is_done(
     # mode, as when several processes open it at once: SQLite refuses the switch
     # to WAL at once, whatever the busy timeout.
     path = tmp_path / "links.db"
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN")
-    holder.execute("CREATE TABLE other (x)")
+    holder = _holding(path, "BEGIN", "CREATE TABLE other (x)")
     waits: list[float] = []
 
     def finish_the_write(seconds: float) -> None:
@@ -184,8 +190,7 @@ def test_a_database_locked_for_longer_than_the_busy_timeout_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "links.db"
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
+    holder = _holding(path, "BEGIN EXCLUSIVE")
     monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 200)
     try:
         with pytest.raises(StorageError, match="stayed locked by another process"):
