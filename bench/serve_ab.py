@@ -16,7 +16,6 @@ Run by hand (needs wrk):
 """
 
 import argparse
-import os
 import resource
 import statistics
 import tempfile
@@ -24,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import serve_load as load
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -44,8 +41,7 @@ class Sample:
 
 def cpu_seconds(pid: int) -> float:
     """Return the user and system time `pid` has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return sum(load.cpu_times(pid))
 
 
 def run_queue_seconds(pid: int) -> float:

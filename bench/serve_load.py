@@ -300,6 +300,13 @@ def pss_mib(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else 0.0
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """Return the user and system seconds `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def peak_rss_mib(pids: list[int]) -> float:
     """Return the largest peak resident set (VmHWM) among `pids`, in MiB, or 0."""
     peaks = [0.0]

@@ -67,9 +67,7 @@ def run(data: bytes, env: dict[str, str]) -> tuple[float, float, float]:
     assert writer.stdin is not None and writer.stdout is not None
     if writer.stdout.readline() != clickwriter.READY:
         raise RuntimeError("the click writer did not start")
-    fields = Path(f"/proc/{writer.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    user, system = int(fields[11]) / tick, int(fields[12]) / tick
+    user, system = load.cpu_times(writer.pid)
     writer.stdin.write(data)
     writer.stdin.close()
     writer.stdout.read()
